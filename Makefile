@@ -1,0 +1,30 @@
+# camactor: `make run` starts the service, `make test` runs the whole test suite.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+CONFIG ?= etc/camactor.yml
+
+.PHONY: run test lint install broker clean
+
+$(STAMP): pyproject.toml scripts/bootstrap.sh
+	bash scripts/bootstrap.sh $(VENV)
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+broker:
+	bash scripts/ensure_broker.sh
+
+run: install broker
+	$(PY) -m camera_core.demo -c $(CONFIG)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: install broker
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

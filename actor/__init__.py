@@ -1,0 +1,1 @@
+"""The camactor CLU actor and its command-line launcher."""

@@ -1,0 +1,1 @@
+"""Actor commands, one module per command."""

@@ -1,0 +1,1 @@
+"""Device backends (INDI, ASCOM Alpaca) for camera_core."""

@@ -1,0 +1,327 @@
+"""Exposures and the sequential image namer."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from astropy.io import fits
+from astropy.time import Time
+from astropy.wcs import WCS
+
+from .events import CameraEvent
+from .exceptions import ExposureError, ExposureWriteError
+from .models.fits import FITSModel
+from .template import Template
+from .writer import WriteResult, write_hdulist
+
+if TYPE_CHECKING:
+    from .camera import BaseCamera
+
+__all__ = ["Exposure", "ImageNamer"]
+
+
+class Exposure:
+    """Exposure class. Represents an exposure data and its metadata.
+
+    Each exposure holds its own copy of the FITS model, so evaluating or changing
+    it never changes the camera's model.
+
+    Parameters
+    ----------
+    camera
+        The camera that took this exposure.
+    filename
+        The filename of the FITS image generated.
+    data
+        The exposure raw data, as a 2D array.
+    fits_model
+        The model to create the FITS image. If `None`, the camera's model is used.
+    wcs
+        The WCS object describing the astrometry of this exposure.
+
+    Attributes
+    ----------
+    image_type : str
+        The type of image, one of ``bias``, ``flat``, ``dark``, ``object``.
+    exptime : float
+        The exposure time, in seconds, of a single integration.
+    exptime_n : float
+        The total exposure time, in seconds, of all the stacked integrations.
+    stack : int
+        Number of exposures stacked.
+    stack_function : callable or None
+        The function used for stacking.
+    shutter_open : bool
+        Whether the shutter must be open while integrating.
+    exposure_id : str
+        A unique id for the exposure.
+    write_result : WriteResult or None
+        Where and how the frame was written, once it is.
+    """
+
+    def __init__(
+        self,
+        camera: BaseCamera,
+        filename: str | os.PathLike | None = None,
+        data: np.ndarray | None = None,
+        fits_model: FITSModel | None = None,
+        wcs: WCS | None = None,
+    ) -> None:
+        self.camera = camera
+        self.filename = None if filename is None else str(filename)
+        self.data = data
+        model = fits_model if fits_model is not None else camera.fits_model
+        self.fits_model: FITSModel = model.copy()
+        self.wcs = wcs
+        self.image_type: str | None = None
+        self.exptime: float | None = None
+        self.exptime_n: float | None = None
+        self.stack: int = 1
+        self.stack_function: Callable[..., np.ndarray] | None = None
+        self.shutter_open: bool = True
+        self.exposure_id: str = uuid.uuid4().hex[:12]
+        self.write_result: WriteResult | None = None
+        self._obstime: Time = Time.now()
+        self._extra_hdus: list[tuple[fits.BinTableHDU | fits.ImageHDU, int | None]] = []
+
+    @property
+    def obstime(self) -> Time:
+        """The time at the beginning of the observation (`~astropy.time.Time`)."""
+        return self._obstime
+
+    @obstime.setter
+    def obstime(self, value: Time | str) -> None:
+        self._obstime = value if isinstance(value, Time) else Time(value, scale="utc")
+
+    def add_hdu(
+        self, hdu: fits.BinTableHDU | fits.ImageHDU, index: int | None = None
+    ) -> None:
+        """Adds an HDU to the list of extensions.
+
+        Parameters
+        ----------
+        hdu
+            The HDU to append.
+        index
+            Where to insert it once the FITS model is evaluated; `None` appends.
+        """
+        self._extra_hdus.append((hdu, index))
+
+    def to_hdu(self, context: dict[str, Any] | None = None) -> fits.HDUList:
+        """Returns an `~astropy.io.fits.HDUList` with the model evaluated.
+
+        Parameters
+        ----------
+        context
+            Values used to evaluate the FITS model.
+        """
+        if self.data is None:
+            raise ExposureError("The exposure has no data to write.")
+        return self.fits_model.to_hdu(self, context=context)
+
+    async def write(
+        self,
+        filename: str | os.PathLike | None = None,
+        context: dict[str, Any] | None = None,
+        overwrite: bool = False,
+        checksum: bool = True,
+        retry: bool = True,
+    ) -> fits.HDUList:
+        """Writes the image to disk without losing it.
+
+        The header is evaluated on the event loop (a snapshot of the camera state);
+        serialisation, compression, checksums and disk I/O run in an executor. The
+        file is written atomically. Transient errors are retried; if the target
+        stays unwritable the frame is written to the camera's spool directory and
+        an ``EXPOSURE_SPOOLED`` event is emitted. Names ending in ``.gz`` are
+        gzip-compressed at level 1.
+
+        Parameters
+        ----------
+        filename
+            The path where to write the file. If not provided, uses `filename`.
+        context
+            Values used to evaluate the FITS model.
+        overwrite
+            Whether to overwrite the file if it exists.
+        checksum
+            Whether to add ``DATASUM`` and ``CHECKSUM`` cards to every HDU.
+        retry
+            Whether to retry transient errors before spooling.
+
+        Returns
+        -------
+        hdulist
+            The HDU list that was written.
+
+        Raises
+        ------
+        ExposureError
+            If the file exists and ``overwrite`` is False.
+        ExposureWriteError
+            If neither the target nor the spool could be written. The frame stays
+            in memory in this exposure.
+        """
+        if filename is not None:
+            self.filename = str(filename)
+        if self.filename is None:
+            raise ExposureError("No filename: pass one or set Exposure.filename.")
+        camera = self.camera
+        hdulist = self.to_hdu(context=context)
+        camera._notify(CameraEvent.EXPOSURE_WRITING, {"filename": self.filename})
+        try:
+            result = await write_hdulist(
+                hdulist,
+                Path(self.filename),
+                overwrite=overwrite,
+                checksum=checksum,
+                gzip_level=camera.gzip_level,
+                retries=camera.write_retries if retry else 0,
+                backoff=camera.write_backoff,
+                spool_dir=camera.spool_dir,
+                metadata={
+                    "camera": camera.name,
+                    "uid": camera.uid,
+                    "exposure_id": self.exposure_id,
+                    "image_type": self.image_type,
+                    "exptime": self.exptime,
+                    "obstime": self.obstime.isot,
+                },
+                fault_hook=camera.write_fault,
+            )
+        except FileExistsError as err:
+            raise ExposureError(
+                f"{self.filename} already exists; choose another name or pass "
+                "overwrite=True."
+            ) from err
+        except OSError as err:
+            camera._unsaved.append(self)
+            raise ExposureWriteError(
+                f"Frame {self.exposure_id} NOT WRITTEN and kept in memory: {err}. "
+                "Free space or fix permissions, then call write() again."
+            ) from err
+        self.write_result = result
+        payload = {
+            "filename": str(result.target),
+            "path": str(result.path),
+            "datasum": result.datasum,
+            "checksum": result.checksum,
+        }
+        if result.spooled:
+            camera.log(
+                f"Could not write {result.target} ({result.error}); frame spooled "
+                f"to {result.path}. Run recover() once the target is writable.",
+                level=40,
+            )
+            camera._notify(
+                CameraEvent.EXPOSURE_SPOOLED, {**payload, "error": result.error}
+            )
+        else:
+            camera._notify(CameraEvent.EXPOSURE_WRITTEN, payload)
+        return hdulist
+
+
+class ImageNamer:
+    """Creates a new sequential filename for an image.
+
+    Both templates use the safe template language of `camera_core.template`:
+    fields such as ``{camera.name}``, ``{num:04d}`` and ``{int(date.mjd)}``.
+
+    Parameters
+    ----------
+    basename
+        The basename of the image filenames. Must contain a ``num`` field.
+    dirname
+        The directory for the images. Can use ``date`` (an `~astropy.time.Time`
+        with the current time) and ``camera``.
+    overwrite
+        If `True`, the sequence starts at 1 regardless of existing images.
+        Otherwise numbers of files already in the directory are skipped.
+    camera
+        A camera instance. It can also be passed when calling the instance.
+    reset_sequence
+        Resets the sequence number when the directory changes.
+
+    Raises
+    ------
+    TemplateError
+        If a template is invalid or ``basename`` has no ``num`` field.
+    """
+
+    def __init__(
+        self,
+        basename: str = "{camera.name}-{num:04d}.fits",
+        dirname: str = ".",
+        overwrite: bool = False,
+        camera: BaseCamera | None = None,
+        reset_sequence: bool = True,
+    ) -> None:
+        from .exceptions import TemplateError
+
+        self._basename = Template(basename)
+        self._dirname = Template(str(dirname))
+        if "num" not in self._basename.names:
+            raise TemplateError(
+                f"Image basename {basename!r} needs a {{num}} field, e.g. "
+                "'{camera.name}-{num:04d}.fits'."
+            )
+        self.basename = basename
+        self.dirname = str(dirname)
+        self.overwrite = overwrite
+        self.camera = camera
+        self.reset_sequence = reset_sequence
+        self._last_num = 0
+        self._last_dirname: Path | None = None
+
+    def get_dirname(self, camera: BaseCamera | None = None) -> Path:
+        """Returns the directory for the next image."""
+        camera = camera if camera is not None else self.camera
+        rendered = self._dirname.render({"camera": camera, "date": Time.now()})
+        return Path(rendered).expanduser()
+
+    def _path(self, dirname: Path, num: int, camera: BaseCamera | None) -> Path:
+        return dirname / self._basename.render(
+            {"camera": camera, "num": num, "date": Time.now()}
+        )
+
+    def __call__(
+        self, camera: BaseCamera | None = None, num: int | None = None
+    ) -> Path:
+        """Returns the path for the next image in the sequence.
+
+        Parameters
+        ----------
+        camera
+            The camera; defaults to the one given at construction.
+        num
+            Use this sequence number instead of the next one (0 is valid).
+        """
+        camera = camera if camera is not None else self.camera
+        if camera is None:
+            raise ValueError("ImageNamer needs a camera.")
+        dirname = self.get_dirname(camera)
+        if dirname != self._last_dirname:
+            if self.reset_sequence or self._last_dirname is None:
+                self._last_num = 0
+            self._last_dirname = dirname
+        if num is not None:
+            self._last_num = num
+            return self._path(dirname, num, camera)
+        num = self._last_num + 1
+        if not self.overwrite:
+            while self._exists(self._path(dirname, num, camera)):
+                num += 1
+        self._last_num = num
+        return self._path(dirname, num, camera)
+
+    @staticmethod
+    def _exists(path: Path) -> bool:
+        # A name is taken if the file, or its compressed twin, is there.
+        name = path.name
+        twin = name[:-3] if name.endswith(".gz") else name + ".gz"
+        return path.exists() or path.with_name(twin).exists()

@@ -1,0 +1,432 @@
+"""Capability mix-ins: cooler, shutter, image area, exposure types and gain.
+
+Each mix-in holds the policy (validation, events, timeouts) in public methods
+and leaves a tiny ``_*_internal`` method for the device driver to implement.
+A camera's capabilities are found through the MRO with `isinstance`.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import math
+from typing import TYPE_CHECKING, Any
+
+from .events import CameraEvent
+from .exceptions import CameraError
+
+if TYPE_CHECKING:
+    from .camera import BaseCamera
+
+__all__ = [
+    "CoolerMixIn",
+    "ExposureTypeMixIn",
+    "GainMixIn",
+    "ImageAreaMixIn",
+    "ShutterMixIn",
+]
+
+
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise CameraError(f"{what} must be a number, not {value!r}.")
+    if not math.isfinite(value):
+        raise CameraError(f"{what} must be finite, not {value!r}.")
+    return float(value)
+
+
+def _integer(value: Any, what: str, minimum: int, maximum: int | None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise CameraError(f"{what} must be an integer, not {value!r}.")
+    if value < minimum or (maximum is not None and value > maximum):
+        upper = "" if maximum is None else f" and {maximum}"
+        raise CameraError(f"{what} must be between {minimum}{upper}, not {value}.")
+    return value
+
+
+class CoolerMixIn(metaclass=abc.ABCMeta):
+    """Methods to control the cooling system of the camera.
+
+    Configuration (camera parameters): ``temperature_tolerance`` (°C, default
+    0.5), ``temperature_poll_interval`` (s, default 1), ``cooling_timeout`` (s,
+    default 900, the settle timeout when none is given).
+    """
+
+    _set_point: float | None = None
+    _ramping: bool = False
+    _set_point_reached: bool = False
+    _set_point_generation: int = 0
+
+    @abc.abstractmethod
+    async def _get_temperature_internal(self) -> float:
+        """Returns the temperature the cooler acts on, in °C."""
+
+    @abc.abstractmethod
+    async def _set_temperature_internal(self, temperature: float) -> None:
+        """Commands a new set point (°C) and returns at once."""
+
+    async def _get_cooler_power_internal(self) -> float | None:
+        """Returns the cooler power in percent, if the device reports it."""
+        return None
+
+    async def get_temperature(self) -> float:
+        """Returns the current CCD temperature, in °C."""
+        return float(await self._get_temperature_internal())
+
+    async def get_cooler_power(self) -> float | None:
+        """Returns the cooler power in percent, or `None` if unknown."""
+        power = await self._get_cooler_power_internal()
+        return None if power is None else float(power)
+
+    @property
+    def set_point(self) -> float | None:
+        """The last commanded set point, in °C (`None` if never set)."""
+        return self._set_point
+
+    async def set_temperature(
+        self: Any,
+        temperature: float,
+        ramp: float | None = None,
+        timeout: float | None = None,
+        tolerance: float | None = None,
+    ) -> bool:
+        """Sets a new temperature goal and waits until it is reached.
+
+        Emits ``NEW_SET_POINT`` when the set point is commanded and
+        ``SET_POINT_REACHED`` when the temperature is within ``tolerance``. On
+        timeout emits ``SET_POINT_FAILED`` and raises. Never waits forever.
+
+        Parameters
+        ----------
+        temperature
+            The goal temperature, in °C. 0 °C is a valid set point.
+        ramp
+            Ramp rate in °C per minute. The commanded set point moves towards
+            ``temperature`` at this rate. `None` sets it at once.
+        timeout
+            Seconds (camera time) to wait for the set point, ramp included.
+            Defaults to the camera's ``cooling_timeout``.
+        tolerance
+            How close, in °C, counts as reached. Defaults to the camera's
+            ``temperature_tolerance``.
+
+        Returns
+        -------
+        reached
+            `True` when reached, `False` if another call changed the set point
+            while this one was waiting.
+
+        Raises
+        ------
+        CameraError
+            If the value is invalid, the device fails, or the timeout expires.
+        """
+        camera: BaseCamera = self
+        temperature = _number(temperature, "Temperature")
+        limits = camera.limits
+        low, high = limits.temperature_min, limits.temperature_max
+        if (low is not None and temperature < low) or (
+            high is not None and temperature > high
+        ):
+            raise CameraError(
+                f"Set point {temperature} °C is outside the camera range "
+                f"[{low}, {high}] °C."
+            )
+        if ramp is not None and _number(ramp, "Ramp rate") <= 0:
+            raise CameraError(f"Ramp rate must be positive (°C/min), not {ramp}.")
+        params = camera.camera_params
+        tolerance = float(
+            params.get("temperature_tolerance", 0.5) if tolerance is None else tolerance
+        )
+        timeout = float(
+            params.get("cooling_timeout", 900.0) if timeout is None else timeout
+        )
+        if timeout <= 0:
+            raise CameraError(f"Timeout must be positive, not {timeout}.")
+        interval = float(params.get("temperature_poll_interval", 1.0))
+
+        self._set_point_generation += 1
+        generation = self._set_point_generation
+        self._set_point = temperature
+        self._set_point_reached = False
+        self._ramping = ramp is not None
+        camera._notify(
+            CameraEvent.NEW_SET_POINT, {"set_point": temperature, "ramp": ramp}
+        )
+        try:
+            await asyncio.wait_for(
+                self._reach(temperature, ramp, tolerance, interval, generation),
+                timeout * camera.time_factor,
+            )
+        except TimeoutError:
+            if generation != self._set_point_generation:
+                return False
+            current = await self.get_temperature()
+            error = (
+                f"Set point {temperature} °C not reached within {timeout:g} s "
+                f"(CCD at {current:.2f} °C). Check the cooler, or allow a longer "
+                "timeout."
+            )
+            camera._notify(
+                CameraEvent.SET_POINT_FAILED,
+                {"set_point": temperature, "ccd_temp": current, "error": error},
+            )
+            raise CameraError(error) from None
+        except CameraError as err:
+            camera._notify(
+                CameraEvent.SET_POINT_FAILED,
+                {"set_point": temperature, "error": str(err)},
+            )
+            raise
+        finally:
+            if generation == self._set_point_generation:
+                self._ramping = False
+        if generation != self._set_point_generation:
+            return False
+        self._set_point_reached = True
+        camera._notify(
+            CameraEvent.SET_POINT_REACHED,
+            {"set_point": temperature, "ccd_temp": await self.get_temperature()},
+        )
+        return True
+
+    async def _reach(
+        self: Any,
+        target: float,
+        ramp: float | None,
+        tolerance: float,
+        interval: float,
+        generation: int,
+    ) -> None:
+        camera: BaseCamera = self
+        wall_interval = max(interval * camera.time_factor, 0.005)
+        if ramp is None:
+            await self._set_temperature_internal(target)
+        else:
+            start = await self.get_temperature()
+            t0 = camera.loop.time()
+            while generation == self._set_point_generation:
+                minutes = (camera.loop.time() - t0) / camera.time_factor / 60.0
+                step = min(ramp * minutes, abs(target - start))
+                commanded = start + math.copysign(step, target - start)
+                await self._set_temperature_internal(commanded)
+                if commanded == target:
+                    break
+                await asyncio.sleep(wall_interval)
+        while generation == self._set_point_generation:
+            if abs(await self.get_temperature() - target) <= tolerance:
+                return
+            await asyncio.sleep(wall_interval)
+
+    async def cooler_status(self) -> dict[str, Any]:
+        """Returns the CCD temperature, set point, cooler power and ramp state."""
+        return {
+            "ccd_temp": await self.get_temperature(),
+            "set_point": self._set_point,
+            "cooler_power": await self.get_cooler_power(),
+            "ramping": self._ramping,
+            "reached": self._set_point_reached,
+        }
+
+
+class ShutterMixIn(metaclass=abc.ABCMeta):
+    """A mixin that provides manual control over the shutter."""
+
+    @abc.abstractmethod
+    async def _get_shutter_internal(self) -> bool:
+        """Returns `True` if the shutter is open."""
+
+    @abc.abstractmethod
+    async def _set_shutter_internal(self, shutter_open: bool) -> None:
+        """Opens (`True`) or closes (`False`) the shutter."""
+
+    async def get_shutter(self) -> bool:
+        """Returns `True` if the shutter is open."""
+        return bool(await self._get_shutter_internal())
+
+    async def set_shutter(self, shutter: bool, force: bool = False) -> bool:
+        """Sets the position of the shutter.
+
+        Parameters
+        ----------
+        shutter
+            If `True` opens the shutter, otherwise closes it.
+        force
+            Command the shutter even if it already is in that position.
+
+        Returns
+        -------
+        shutter
+            The position read back after the move (`True` is open).
+        """
+        if not isinstance(shutter, bool):
+            raise CameraError(
+                f"Shutter position must be True or False, not {shutter!r}."
+            )
+        if force or await self.get_shutter() != shutter:
+            await self._set_shutter_internal(shutter)
+        return await self.get_shutter()
+
+    async def open_shutter(self) -> bool:
+        """Opens the shutter."""
+        return await self.set_shutter(True)
+
+    async def close_shutter(self) -> bool:
+        """Closes the shutter."""
+        return await self.set_shutter(False)
+
+
+class ImageAreaMixIn(metaclass=abc.ABCMeta):
+    """Allows to select the image area and binning.
+
+    Image areas are ``(x0, x1, y0, y1)``: 1-based, inclusive, unbinned pixels.
+    """
+
+    @abc.abstractmethod
+    async def _get_binning_internal(self) -> tuple[int, int]:
+        """Returns the horizontal and vertical binning."""
+
+    @abc.abstractmethod
+    async def _set_binning_internal(self, hbin: int, vbin: int) -> None:
+        """Sets the binning."""
+
+    @abc.abstractmethod
+    async def _get_image_area_internal(self) -> tuple[int, int, int, int]:
+        """Returns the image area."""
+
+    @abc.abstractmethod
+    async def _set_image_area_internal(
+        self, area: tuple[int, int, int, int] | None = None
+    ) -> None:
+        """Sets the image area; `None` restores the full frame."""
+
+    async def get_binning(self) -> tuple[int, int]:
+        """Returns the horizontal and vertical binning."""
+        hbin, vbin = await self._get_binning_internal()
+        return int(hbin), int(vbin)
+
+    async def set_binning(
+        self: Any, hbin: int, vbin: int | None = None
+    ) -> tuple[int, int]:
+        """Sets the binning, validated against the camera's maximum.
+
+        Parameters
+        ----------
+        hbin, vbin
+            Binning factors (≥ 1). ``vbin`` defaults to ``hbin``.
+        """
+        vbin = hbin if vbin is None else vbin
+        max_bin = self.limits.max_binning or (None, None)
+        hbin = _integer(hbin, "Horizontal binning", 1, max_bin[0])
+        vbin = _integer(vbin, "Vertical binning", 1, max_bin[1])
+        await self._set_binning_internal(hbin, vbin)
+        return await self.get_binning()
+
+    async def get_image_area(self) -> tuple[int, int, int, int]:
+        """Returns the image area as ``(x0, x1, y0, y1)``."""
+        return tuple(int(v) for v in await self._get_image_area_internal())  # type: ignore[return-value]
+
+    async def set_image_area(
+        self: Any, area: tuple[int, int, int, int] | None = None
+    ) -> tuple[int, int, int, int]:
+        """Sets the image area; `None` restores the full frame.
+
+        Parameters
+        ----------
+        area
+            ``(x0, x1, y0, y1)``, 1-based and inclusive, with ``x0 ≤ x1`` and
+            ``y0 ≤ y1`` inside the sensor.
+        """
+        if area is not None:
+            if len(area) != 4:
+                raise CameraError(
+                    f"Image area needs 4 values (x0 x1 y0 y1), not {area}."
+                )
+            width, height = self.limits.width, self.limits.height
+            x0 = _integer(area[0], "x0", 1, width)
+            x1 = _integer(area[1], "x1", x0, width)
+            y0 = _integer(area[2], "y0", 1, height)
+            y1 = _integer(area[3], "y1", y0, height)
+            area = (x0, x1, y0, y1)
+        await self._set_image_area_internal(area)
+        return await self.get_image_area()
+
+
+class ExposureTypeMixIn:
+    """Marks a camera that takes bias, dark, flat and object frames.
+
+    With it, `~camera_core.camera.BaseCamera.expose` forces bias frames to 0 s
+    and tells the driver to keep the shutter closed for bias and dark frames
+    (``Exposure.shutter_open``).
+    """
+
+
+class GainMixIn(metaclass=abc.ABCMeta):
+    """Gain, offset and readout mode, validated against the camera limits."""
+
+    @abc.abstractmethod
+    async def _get_gain_internal(self) -> float:
+        """Returns the gain."""
+
+    @abc.abstractmethod
+    async def _set_gain_internal(self, gain: float) -> None:
+        """Sets the gain."""
+
+    async def _get_offset_internal(self) -> int | None:
+        """Returns the offset, if the camera has one."""
+        return None
+
+    async def _set_offset_internal(self, offset: int) -> None:
+        raise CameraError("This camera has no adjustable offset.")
+
+    async def _get_readout_mode_internal(self) -> str | None:
+        """Returns the readout mode, if the camera has several."""
+        return None
+
+    async def _set_readout_mode_internal(self, mode: str) -> None:
+        raise CameraError("This camera has no selectable readout modes.")
+
+    async def get_gain(self) -> float:
+        """Returns the gain."""
+        return float(await self._get_gain_internal())
+
+    async def set_gain(self: Any, gain: float) -> float:
+        """Sets the gain, checked against ``gains`` or ``gain_min``/``gain_max``."""
+        gain = _number(gain, "Gain")
+        limits = self.limits
+        if limits.gains is not None and gain not in limits.gains:
+            raise CameraError(f"Gain {gain:g} is not one of {limits.gains}.")
+        if (limits.gain_min is not None and gain < limits.gain_min) or (
+            limits.gain_max is not None and gain > limits.gain_max
+        ):
+            raise CameraError(
+                f"Gain {gain:g} is outside [{limits.gain_min}, {limits.gain_max}]."
+            )
+        await self._set_gain_internal(gain)
+        return await self.get_gain()
+
+    async def get_offset(self) -> int | None:
+        """Returns the offset, or `None` if the camera has none."""
+        offset = await self._get_offset_internal()
+        return None if offset is None else int(offset)
+
+    async def set_offset(self: Any, offset: int) -> int | None:
+        """Sets the offset, checked against ``offset_min``/``offset_max``."""
+        offset = _integer(offset, "Offset", self.limits.offset_min or 0, None)
+        if self.limits.offset_max is not None and offset > self.limits.offset_max:
+            raise CameraError(f"Offset {offset} is above {self.limits.offset_max}.")
+        await self._set_offset_internal(offset)
+        return await self.get_offset()
+
+    async def get_readout_mode(self) -> str | None:
+        """Returns the readout mode, or `None` if the camera has only one."""
+        mode = await self._get_readout_mode_internal()
+        return None if mode is None else str(mode)
+
+    async def set_readout_mode(self: Any, mode: str) -> str | None:
+        """Selects a readout mode from the camera's ``readout_modes``."""
+        modes = self.limits.readout_modes
+        if not isinstance(mode, str) or (modes is not None and mode not in modes):
+            raise CameraError(f"Readout mode {mode!r} is not one of {modes}.")
+        await self._set_readout_mode_internal(mode)
+        return await self.get_readout_mode()
