@@ -228,6 +228,19 @@ class BaseCamera(ExposureControl, LoggerMixIn, metaclass=abc.ABCMeta):
         self._notify(CameraEvent.CAMERA_DISCONNECTED)
         return True
 
+    def connection_lost(self, error: str) -> None:
+        """Marks the camera disconnected after the device vanished.
+
+        Drivers call this when they notice the device is gone (unplugged, server
+        lost). Emits ``CAMERA_DISCONNECTED`` with the error; the camera poller
+        reconnects the camera when it is available again.
+        """
+        if not self.connected:
+            return
+        self.connected = False
+        self.log(f"Connection lost: {error}", logging.ERROR)
+        self._notify(CameraEvent.CAMERA_DISCONNECTED, {"error": error})
+
     def get_status(self, update: bool = False) -> dict[str, Any]:
         """Returns a dictionary with the camera status values.
 

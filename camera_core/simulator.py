@@ -89,6 +89,11 @@ class SimulatedCameraSystem(CameraSystem):
 
     __version__ = "0.1.0"
 
+    def __init__(self, camera_class: type | None = None, *args: Any, **kwargs: Any):
+        super().__init__(
+            SimulatedCamera if camera_class is None else camera_class, *args, **kwargs
+        )
+
     def setup(self) -> SimulatedCameraSystem:
         """Initialises the set of unplugged cameras."""
         self._unplugged: set[str] = set()
@@ -285,10 +290,9 @@ class SimulatedCamera(
                 self._notify(CameraEvent.EXPOSURE_INTEGRATING)
                 await asyncio.sleep(float(exposure.exptime) * unplug["after"] * tf)
                 self._plug(False)
-                self.connected = False
-                raise CameraConnectionError(
-                    f"Camera {self.name} ({self.uid}) vanished during the exposure."
-                )
+                error = f"Camera {self.name} ({self.uid}) vanished during the exposure."
+                self.connection_lost(error)
+                raise CameraConnectionError(error)
             await self._integrate(exposure)
         finally:
             self._shutter = False

@@ -91,6 +91,7 @@ class CameraSystem(LoggerMixIn, Generic[_T_BaseCamera], metaclass=abc.ABCMeta):
         self.config = load_config(camera_config)
         cameras = self.config.get("cameras")
         self._camera_config: dict[str, Any] = {} if cameras is None else dict(cameras)
+        self._validate_camera_config()
         self.include = None if include is None else list(include)
         self.exclude = None if exclude is None else list(exclude)
         self.cameras: list[_T_BaseCamera] = []
@@ -98,6 +99,28 @@ class CameraSystem(LoggerMixIn, Generic[_T_BaseCamera], metaclass=abc.ABCMeta):
         self._camera_poller: Poller | None = None
         self._tasks: set[asyncio.Task] = set()
         self.setup()
+
+    def _validate_camera_config(self) -> None:
+        """Checks every camera entry now, so a bad template fails at start-up."""
+        from .exceptions import TemplateError
+        from .exposure import ImageNamer
+
+        for cam_name, params in self._camera_config.items():
+            if params is not None and not isinstance(params, dict):
+                raise CameraError(f"Camera {cam_name!r}: the entry must be a mapping.")
+            namer = (params or {}).get("image_namer")
+            if namer is None or isinstance(namer, ImageNamer):
+                continue
+            if not isinstance(namer, dict):
+                raise CameraError(
+                    f"Camera {cam_name!r}: image_namer must be a mapping."
+                )
+            try:
+                ImageNamer(**namer)
+            except (TemplateError, TypeError) as err:
+                raise CameraError(
+                    f"Camera {cam_name!r}: invalid image_namer: {err}"
+                ) from err
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:

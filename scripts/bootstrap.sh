@@ -33,5 +33,5 @@ if [ ! -x "$venv/bin/python" ]; then
   fi
 fi
 
-"$venv/bin/python" -m pip install -q --upgrade pip
+"$venv/bin/python" -m pip install -q --upgrade pip "setuptools>=77" wheel
 "$venv/bin/python" -m pip install -q -e '.[test]'

@@ -1,0 +1,1 @@
+"""Default camactor configuration files, shipped as package data."""

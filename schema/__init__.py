@@ -1,0 +1,1 @@
+"""JSON Schema of the camactor actor keywords, shipped as package data."""
