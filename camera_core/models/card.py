@@ -4,22 +4,22 @@ Card values are literals, callables, safe templates (`~camera_core.template.Temp
 or safe expressions (`~camera_core.template.Expression`). Templates are compiled when
 the card is built, so an invalid or unsafe template raises `.TemplateError` at
 configuration time. Cards are immutable, so they can be shared between models.
+
+Value conversion lives in `camera_core.models.values`, and groups of cards
+(`CardGroup`, `MacroCard`, `WCSCards`) in `camera_core.models.groups`; they are
+re-exported here.
 """
 
 from __future__ import annotations
 
-import abc
-import re
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-import numpy
-from astropy.io import fits
-from astropy.wcs import WCS
-
 from camera_core.exceptions import CardError, CardWarning
+from camera_core.models.values import autocast as _autocast
+from camera_core.models.values import to_fits_value
 from camera_core.template import Expression, Template
 
 __all__ = [
@@ -31,10 +31,6 @@ __all__ = [
     "MacroCard",
     "WCSCards",
 ]
-
-_INT_RE = re.compile(r"^[+-]?\d+$")
-_FLOAT_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
-_FITS_TYPES = (str, bool, int, float, complex, type(None), fits.card.Undefined)
 
 
 class EvaluatedCard(NamedTuple):
@@ -50,28 +46,6 @@ def library_version() -> str:
     import camera_core
 
     return str(getattr(camera_core, "__version__", None) or "0.0.0")
-
-
-def to_fits_value(value: Any) -> Any:
-    """Converts a value into something astropy can store in a header card."""
-    if isinstance(value, numpy.generic):
-        value = value.item()
-    if isinstance(value, _FITS_TYPES):
-        return value
-    return str(value)
-
-
-def _autocast(value: Any) -> Any:
-    if not isinstance(value, str) or len(value) > 64:
-        return value
-    text = value.strip()
-    if _INT_RE.match(text):
-        return int(text)
-    if _FLOAT_RE.match(text):
-        return float(text)
-    if text in ("True", "False"):
-        return text == "True"
-    return value
 
 
 def _names(compiled: Any) -> frozenset[str]:
@@ -277,209 +251,6 @@ class DefaultCard(Card):
     __slots__ = ()
 
 
-def _as_card(item: Any) -> Card:
-    """Converts a card-like element (Card, tuple/list, default name) to a Card."""
-    if isinstance(item, Card):
-        return item
-    if isinstance(item, (tuple, list)):
-        return Card(item)
-    if isinstance(item, str):
-        if item.strip().upper() not in DEFAULT_CARDS:
-            raise CardError(
-                f"{item!r} is not a default card ({', '.join(DEFAULT_CARDS)}); "
-                "use a (name, value, comment) tuple or a Card."
-            )
-        return DEFAULT_CARDS[item.strip().upper()]
-    raise CardError(f"cannot convert {item!r} to a Card.")
-
-
-def group_title(name: str) -> tuple[str, str]:
-    """Returns the COMMENT card used as the title of a group of cards."""
-    return ("COMMENT", f"{' ' + name + ' ':#^30}")
-
-
-_COMMENTARY = frozenset({"COMMENT", "HISTORY", ""})
-
-
-def add_to_header(header: fits.Header, card: EvaluatedCard | tuple[Any, ...]) -> None:
-    """Adds a card to a header, replacing (with a warning) a repeated keyword."""
-    name, value, comment = (*card, "")[:3]
-    if name.upper() not in _COMMENTARY and name in header:
-        warnings.warn(
-            f"keyword {name} repeated; using last value.", CardWarning, stacklevel=2
-        )
-        header[name] = (value, comment)
-    else:
-        header.append((name, value, comment), end=True)
-
-
-class _HeaderSource:
-    """Shared `to_header` for card groups and macros."""
-
-    name: str | None
-
-    evaluate: Callable[..., list[EvaluatedCard]]
-
-    def to_header(
-        self,
-        exposure: Any,
-        context: Mapping[str, Any] | None = None,
-        use_group_title: bool = False,
-    ) -> fits.Header:
-        """Evaluates the cards and returns a header.
-
-        Parameters
-        ----------
-        exposure
-            The exposure for which we want to evaluate the cards.
-        context
-            Names used to evaluate the cards.
-        use_group_title
-            Whether to prepend a COMMENT card with the group title.
-
-        Returns
-        -------
-        header
-            A `~astropy.io.fits.Header` with the evaluated cards.
-        """
-        header = fits.Header()
-        if use_group_title and self.name:
-            header.append(group_title(self.name), end=True)
-        for card in self.evaluate(exposure, context):
-            add_to_header(header, card)
-        return header
-
-
-class CardGroup(_HeaderSource, list):
-    """A group of `.Card` instances.
-
-    Parameters
-    ----------
-    cards
-        `.Card` instances, ``(name, value[, comment])`` tuples, or default card
-        names.
-    name
-        A name for the card group.
-    use_group_title
-        Whether a header model prepends a COMMENT card with the group title.
-    """
-
-    def __init__(
-        self,
-        cards: Iterable[Card | Sequence[Any] | str] | None = None,
-        name: str | None = None,
-        use_group_title: bool = True,
-    ) -> None:
-        super().__init__(_as_card(card) for card in cards or ())
-        self.name = name
-        self.use_group_title = use_group_title
-
-    def __repr__(self) -> str:
-        return f"<CardGroup (name={self.name!r}) {list.__repr__(self)}>"
-
-    def append(self, card: Card | Sequence[Any] | str) -> None:
-        super().append(_as_card(card))
-
-    def insert(self, index: Any, card: Card | Sequence[Any] | str) -> None:
-        super().insert(index, _as_card(card))
-
-    def extend(self, cards: Iterable[Card | Sequence[Any] | str]) -> None:
-        super().extend(_as_card(card) for card in cards)
-
-    def copy(self) -> CardGroup:
-        """Returns a new group with the same (immutable) cards."""
-        return CardGroup(self, name=self.name, use_group_title=self.use_group_title)
-
-    def evaluate(
-        self, exposure: Any, context: Mapping[str, Any] | None = None
-    ) -> list[EvaluatedCard]:
-        """Evaluates all the cards (see `.Card.evaluate`).
-
-        Returns
-        -------
-        list
-            An `.EvaluatedCard` for each card.
-        """
-        return [card.evaluate(exposure, context=context) for card in self]
-
-
-class MacroCard(_HeaderSource, abc.ABC):
-    """A macro that returns a list of cards when evaluated.
-
-    Subclasses override `.macro`.
-
-    Parameters
-    ----------
-    name
-        A name for the macro group.
-    use_group_title
-        Whether a header model prepends a COMMENT card with the macro title.
-    kwargs
-        Additional arguments for the macro, available as ``self.kwargs``.
-    """
-
-    def __init__(
-        self, name: str | None = None, use_group_title: bool = False, **kwargs: Any
-    ) -> None:
-        self.name = name
-        self.use_group_title = use_group_title
-        self.kwargs: Mapping[str, Any] = MappingProxyType(dict(kwargs))
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} (name={self.name!r})>"
-
-    @abc.abstractmethod
-    def macro(
-        self, exposure: Any, context: Mapping[str, Any] | None = None
-    ) -> Iterable[Any]:
-        """The macro, called with the exposure and the evaluation context.
-
-        Returns
-        -------
-        items
-            ``(keyword, value[, comment])`` tuples (used literally), `.Card`
-            instances, or `.CardGroup` instances (which are evaluated).
-        """
-
-    def evaluate(
-        self, exposure: Any, context: Mapping[str, Any] | None = None
-    ) -> list[EvaluatedCard]:
-        """Evaluates the macro and flattens its output.
-
-        Returns
-        -------
-        list
-            An `.EvaluatedCard` for each card returned by `.macro`.
-        """
-        cards: list[EvaluatedCard] = []
-        for item in self.macro(exposure, context=context) or ():
-            if isinstance(item, (Card, CardGroup, MacroCard)):
-                result = item.evaluate(exposure, context=context)
-                cards.extend([result] if isinstance(item, Card) else result)
-            elif isinstance(item, (tuple, list)) and 2 <= len(item) <= 3:
-                key, value, comment = (*item, "")[:3]
-                cards.append(EvaluatedCard(str(key), to_fits_value(value), comment))
-            else:
-                raise CardError(f"{type(self).__name__}: invalid macro item {item!r}")
-        return cards
-
-
-class WCSCards(MacroCard):
-    """A macro that adds the WCS of the exposure (``exposure.wcs``).
-
-    If ``exposure.wcs`` is `None`, a default identity (pixel) WCS is added.
-    """
-
-    def macro(
-        self, exposure: Any, context: Mapping[str, Any] | None = None
-    ) -> list[tuple[str, Any, str]]:
-        """Returns the WCS header cards as ``(keyword, value, comment)``."""
-        wcs = getattr(exposure, "wcs", None)
-        if wcs is None:
-            wcs = WCS(naxis=2)
-        return [(c.keyword, c.value, c.comment) for c in wcs.to_header().cards]
-
-
 # Identifiers and versions are always strings (autocast would turn "1.10" into 1.1).
 _DEFAULTS: tuple[tuple[str, Any, str, type | None], ...] = (
     ("VCAM", "{__camera__.__version__}", "Version of the camera library", str),
@@ -511,4 +282,13 @@ DEFAULT_CARDS: Mapping[str, DefaultCard] = MappingProxyType(
         name: DefaultCard(name, value, comment, type=type_)
         for name, value, comment, type_ in _DEFAULTS
     }
+)
+
+# Imported last: groups.py needs Card, EvaluatedCard and DEFAULT_CARDS from here.
+from camera_core.models.groups import (  # noqa: E402, F401
+    CardGroup,
+    MacroCard,
+    WCSCards,
+    add_to_header,
+    group_title,
 )
