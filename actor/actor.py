@@ -1,0 +1,242 @@
+"""The camera actor: a CameraSystem behind a CLU actor."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shlex
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+from clu import Command
+from clu.actor import AMQPActor
+
+from camera_core import CameraSystem, __version__
+from camera_core.simulator import SimulatedCameraSystem
+
+from .bridge import EventBridge
+from .commands import build_parser
+
+__all__ = [
+    "BaseCameraActor",
+    "CameraActor",
+    "Sequence",
+    "build_camera_system",
+    "default_schema_path",
+]
+
+#: Default largest accepted command body, in bytes.
+MAX_COMMAND_BYTES = 64 * 1024
+
+
+def default_schema_path() -> Path:
+    """The packaged JSON Schema of the actor keywords."""
+    return Path(str(files("camactor_schema").joinpath("camactor.json")))
+
+
+@dataclasses.dataclass
+class Sequence:
+    """A ``expose --count`` sequence running on one camera."""
+
+    total: int
+    current: int = 0
+    finish_requested: bool = False
+
+
+class BaseCameraActor:
+    """A camera actor, to be combined with a CLU actor class.
+
+    Parameters
+    ----------
+    camera_system
+        The camera system, already instantiated.
+    default_cameras
+        Camera names or UIDs used when a command names none.
+    command_parser
+        A `~clu.parsers.click.CluGroup` of commands. If `None`, a parser is
+        built for this actor from the capabilities of its camera class.
+    schema
+        Path to the JSON Schema of the replies; ``"internal"`` uses the packaged
+        one and `None` disables validation.
+    max_command_bytes
+        Larger command bodies are refused with an error.
+    args, kwargs
+        Passed to the CLU actor class.
+    """
+
+    def __init__(
+        self,
+        camera_system: CameraSystem,
+        *args: Any,
+        default_cameras: list[str] | str | None = None,
+        command_parser: Any = None,
+        schema: str | Path | None = "internal",
+        max_command_bytes: int = MAX_COMMAND_BYTES,
+        **kwargs: Any,
+    ) -> None:
+        self.camera_system = camera_system
+        if schema == "internal":
+            schema = default_schema_path()
+        if schema is not None:
+            kwargs["schema"] = str(schema)
+        kwargs.setdefault("version", __version__)
+        super().__init__(*args, **kwargs)
+        self.parser = (
+            command_parser
+            if command_parser is not None
+            else build_parser(camera_system.camera_class)
+        )
+        self.max_command_bytes = max_command_bytes
+        self.default_cameras: list[str] = []
+        self.set_default_cameras(default_cameras)
+        self.sequences: dict[str, Sequence] = {}
+        self.bridge = EventBridge(self)
+        self.poll_interval = 1.0
+
+    def set_default_cameras(self, cameras: str | list[str] | None = None) -> None:
+        """Sets the cameras used when a command names none."""
+        if cameras is None:
+            self.default_cameras = []
+        elif isinstance(cameras, str):
+            self.default_cameras = [cameras]
+        else:
+            self.default_cameras = list(cameras)
+
+    def new_sequence(self, camera_name: str, total: int) -> Sequence:
+        """Registers an ``expose --count`` sequence running on a camera."""
+        sequence = Sequence(total)
+        self.sequences[camera_name] = sequence
+        return sequence
+
+    async def start(self, **kwargs: Any):
+        """Starts the actor, the event bridge and the camera poller."""
+        await super().start(**kwargs)
+        self.bridge.start()
+        await self.camera_system.start_camera_poller(self.poll_interval)
+        return self
+
+    async def stop(self) -> None:
+        """Stops the poller, the bridge and the cameras, then the actor."""
+        await self.camera_system.disconnect()
+        await self.bridge.stop()
+        await super().stop()
+
+    def parse_command(self, command: Command) -> Command:
+        """Refuses empty and unparsable commands before CLU's parser sees them."""
+        body = (command.body or "").strip()
+        if not body:
+            command.set_status(command.status.RUNNING, silent=True)
+            command.fail(error="Empty command. Send 'help' to list the commands.")
+            return command
+        try:
+            shlex.split(body)
+        except ValueError as err:
+            command.set_status(command.status.RUNNING, silent=True)
+            command.fail(error=f"Cannot parse command {body!r}: {err}.")
+            return command
+        return super().parse_command(command)
+
+
+class CameraActor(BaseCameraActor, AMQPActor):
+    """A camera actor on RabbitMQ, replying with JSON keywords.
+
+    Malformed messages (not JSON, no ``command_string``, too large) get a
+    terminal ``f`` reply instead of being dropped.
+    """
+
+    async def new_command(
+        self, message: aio_pika.abc.AbstractIncomingMessage, ack: bool = True
+    ):
+        headers = message.info().get("headers") or {}
+        if headers.get("task", False):
+            return await super().new_command(message, ack=ack)
+        error = self._check_message(message.body)
+        if error is None:
+            return await super().new_command(message, ack=ack)
+        if ack:
+            async with message.process():
+                pass
+        command = Command(
+            "",
+            command_id=headers.get("command_id") or 0,
+            commander_id=headers.get("commander_id"),
+            consumer_id=self.name,
+            actor=self,
+        )
+        command.set_status(command.status.RUNNING, silent=True)
+        command.fail(error=error)
+        self.log.warning(f"Refused command from {command.commander_id}: {error}")
+        return command
+
+    def _check_message(self, body: bytes) -> str | None:
+        if len(body) > self.max_command_bytes:
+            return (
+                f"Command refused: {len(body)} bytes is over the "
+                f"{self.max_command_bytes}-byte limit."
+            )
+        try:
+            payload = json.loads(body.decode())
+        except (UnicodeDecodeError, ValueError):
+            return "Command refused: the message body is not JSON."
+        if not isinstance(payload, dict) or not isinstance(
+            payload.get("command_string"), str
+        ):
+            return "Command refused: the body has no 'command_string' string."
+        return None
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> CameraActor:
+        """Builds the actor and its camera system from a validated config.
+
+        Parameters
+        ----------
+        config
+            The configuration as returned by `actor.config.load_config`.
+        """
+        section = config["actor"]
+        system = build_camera_system(config)
+        connection = (
+            {"url": section["url"]}
+            if section.get("url")
+            else {
+                "host": section["host"],
+                "port": section["port"],
+                "user": section["user"],
+                "password": section["password"],
+                "virtualhost": section.get("virtualhost", "/"),
+            }
+        )
+        actor = cls(
+            system,
+            name=section["name"],
+            default_cameras=section.get("default_cameras"),
+            max_command_bytes=section.get("max_command_bytes", MAX_COMMAND_BYTES),
+            log_dir=section.get("log_dir"),
+            validate=section.get("validate", True),
+            **connection,
+        )
+        actor.poll_interval = float(section.get("poll_interval", 1.0))
+        return actor
+
+
+def build_camera_system(config: dict[str, Any]) -> CameraSystem:
+    """Builds the (simulated) camera system of a validated configuration.
+
+    Cameras without their own ``image_namer`` write to
+    ``<data_dir>/<image_dir>/<image_name>`` from the ``actor`` section.
+    """
+    section = config.get("actor", {})
+    data_dir = str(Path(section.get("data_dir", "~/camactor-data")).expanduser())
+    namer = {
+        "basename": section.get("image_name", "{camera.name}-{num:04d}.fits"),
+        "dirname": str(Path(data_dir) / section.get("image_dir", "{camera.name}")),
+    }
+    cameras = {}
+    for name, entry in (config.get("cameras") or {}).items():
+        entry = dict(entry or {})
+        entry.setdefault("image_namer", namer)
+        cameras[name] = entry
+    system_config = {**config, "cameras": cameras}
+    return SimulatedCameraSystem(camera_config=system_config)

@@ -1,0 +1,188 @@
+"""``expose``: take exposures on one or more cameras."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import click
+from clu import Command
+from clu.parsers.click import CluCommand
+
+from camera_core import BaseCamera
+
+from ..tools import fail_per_camera, get_cameras, split_values, to_json
+
+
+@click.command(cls=CluCommand)
+@click.argument("ARGS", nargs=-1, type=str, metavar="[CAMERAS]... EXPTIME")
+@click.option(
+    "--object",
+    "image_type",
+    flag_value="object",
+    default=True,
+    help="Light frame (default).",
+)
+@click.option("--flat", "image_type", flag_value="flat", help="Flat frame.")
+@click.option("--dark", "image_type", flag_value="dark", help="Dark frame.")
+@click.option("--bias", "image_type", flag_value="bias", help="Bias frame (0 s).")
+@click.option(
+    "-f",
+    "--filename",
+    type=str,
+    default=None,
+    help="File name (one camera, one frame), in the camera's data dir.",
+)
+@click.option(
+    "-n",
+    "--num",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Sequence number of the (first) image.",
+)
+@click.option(
+    "-s",
+    "--stack",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Frames combined into each image.",
+)
+@click.option(
+    "-c",
+    "--count",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Images to take in sequence.",
+)
+@click.option("--no-postprocess", is_flag=True, help="Skip post-processing.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Seconds each frame may run past EXPTIME.",
+)
+async def expose(
+    command: Command,
+    args: tuple[str, ...],
+    image_type: str,
+    filename: str | None,
+    num: int | None,
+    stack: int,
+    count: int,
+    no_postprocess: bool,
+    timeout: float | None,
+):
+    """Exposes cameras concurrently and writes the images."""
+    try:
+        names, values = split_values(args, float, 1)
+    except ValueError as err:
+        return command.fail(error=str(err))
+    exptime = values[0] if values else None
+    if exptime is None and image_type != "bias":
+        return command.fail(error="EXPTIME is required (seconds), e.g. 'expose 1.5'.")
+    if exptime is not None and exptime < 0:
+        return command.fail(error=f"EXPTIME must be ≥ 0 seconds, not {exptime:g}.")
+    cameras = get_cameras(command, names)
+    if cameras is None:
+        return
+    if filename is not None and (len(cameras) > 1 or count > 1):
+        return command.fail(error="--filename needs a single camera and --count 1.")
+    busy = [camera.name for camera in cameras if camera.exposing]
+    if busy:
+        return command.fail(error=f"camera {', '.join(busy)} is busy")
+
+    actor = command.actor
+    sequences = {
+        camera.name: actor.new_sequence(camera.name, count) for camera in cameras
+    }
+    try:
+        errors = await _run_sequence(
+            command,
+            cameras,
+            sequences,
+            float(exptime or 0.0),
+            image_type,
+            filename,
+            num,
+            stack,
+            not no_postprocess,
+            timeout,
+        )
+    finally:
+        for camera in cameras:
+            actor.sequences.pop(camera.name, None)
+    if errors:
+        return fail_per_camera(command, errors)
+    done = {name: seq.current for name, seq in sequences.items()}
+    if any(seq.current < count for seq in sequences.values()):
+        return command.finish(text=f"Sequence ended early: {done} of {count} images.")
+    return command.finish()
+
+
+async def _run_sequence(
+    command: Command,
+    cameras: list[BaseCamera],
+    sequences: dict,
+    exptime: float,
+    image_type: str,
+    filename: str | None,
+    num: int | None,
+    stack: int,
+    postprocess: bool,
+    timeout: float | None,
+) -> dict[str, str]:
+    errors: dict[str, str] = {}
+
+    async def one(camera: BaseCamera) -> None:
+        sequence = sequences[camera.name]
+        for index in range(sequence.total):
+            if sequence.finish_requested:
+                return
+            sequence.current = index + 1
+            target = _target(camera, filename)
+            exposure = await camera.expose(
+                exptime,
+                image_type=image_type,
+                stack=stack,
+                filename=target,
+                num=None if num is None else num + index,
+                write=True,
+                postprocess=postprocess,
+                timeout=timeout,
+            )
+            result = exposure.write_result
+            command.info(
+                filename=to_json(
+                    {
+                        "camera": camera.name,
+                        "exposure_id": exposure.exposure_id,
+                        "filename": result.target,
+                        "path": result.path,
+                        "datasum": result.datasum,
+                        "checksum": result.checksum,
+                        "spooled": result.spooled,
+                    }
+                )
+            )
+
+    async def guarded(camera: BaseCamera) -> None:
+        try:
+            await one(camera)
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:
+            errors[camera.name] = str(err) or type(err).__name__
+
+    await asyncio.gather(*(guarded(camera) for camera in cameras))
+    return errors
+
+
+def _target(camera: BaseCamera, filename: str | None) -> str | None:
+    if filename is None:
+        return None
+    path = Path(filename).expanduser()
+    if not path.is_absolute():
+        path = camera.image_namer.get_dirname(camera) / path
+    return str(path)

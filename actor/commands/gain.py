@@ -1,0 +1,56 @@
+"""``gain``: read or set gain, offset and readout mode."""
+
+from __future__ import annotations
+
+import click
+from clu import Command
+from clu.parsers.click import CluCommand
+
+from camera_core import BaseCamera, GainMixIn
+
+from ..tools import fail_per_camera, get_cameras, require, run_per_camera, to_json
+
+
+@click.command(cls=CluCommand)
+@click.argument("CAMERAS", nargs=-1, type=str)
+@click.option("--gain", "gain_value", type=float, default=None, help="Gain to set.")
+@click.option("--offset", type=int, default=None, help="Offset to set.")
+@click.option("--readout-mode", type=str, default=None, help="Readout mode to set.")
+async def gain(
+    command: Command,
+    cameras: tuple[str, ...],
+    gain_value: float | None,
+    offset: int | None,
+    readout_mode: str | None,
+):
+    """Reports gain, offset and readout mode, setting those given."""
+    selected = get_cameras(command, cameras)
+    if selected is None or not require(command, selected, GainMixIn, "gain control"):
+        return
+    changing = gain_value is not None or offset is not None or readout_mode is not None
+    busy = [camera.name for camera in selected if camera.exposing]
+    if changing and busy:
+        return command.fail(error=f"camera {', '.join(busy)} is busy")
+
+    async def apply(camera: BaseCamera) -> None:
+        if readout_mode is not None:
+            await camera.set_readout_mode(readout_mode)
+        if gain_value is not None:
+            await camera.set_gain(gain_value)
+        if offset is not None:
+            await camera.set_offset(offset)
+        command.info(
+            gain=to_json(
+                {
+                    "camera": camera.name,
+                    "gain": await camera.get_gain(),
+                    "offset": await camera.get_offset(),
+                    "readout_mode": await camera.get_readout_mode(),
+                }
+            )
+        )
+
+    _, errors = await run_per_camera(selected, apply)
+    if errors:
+        return fail_per_camera(command, errors)
+    return command.finish()

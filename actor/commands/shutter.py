@@ -1,0 +1,39 @@
+"""``shutter``: read, open or close the shutter."""
+
+from __future__ import annotations
+
+import click
+from clu import Command
+from clu.parsers.click import CluCommand
+
+from camera_core import BaseCamera, ShutterMixIn
+
+from ..tools import fail_per_camera, get_cameras, require, run_per_camera
+
+
+@click.command(cls=CluCommand)
+@click.argument("CAMERAS", nargs=-1, type=str)
+@click.option("--open", "position", flag_value="open", help="Open the shutter.")
+@click.option("--close", "position", flag_value="closed", help="Close the shutter.")
+async def shutter(command: Command, cameras: tuple[str, ...], position: str | None):
+    """Reports the shutter position, or opens/closes it."""
+    selected = get_cameras(command, cameras)
+    if selected is None or not require(command, selected, ShutterMixIn, "shutter"):
+        return
+    busy = [camera.name for camera in selected if camera.exposing]
+    if position is not None and busy:
+        return command.fail(error=f"camera {', '.join(busy)} is busy")
+
+    async def move(camera: BaseCamera) -> None:
+        if position is None:
+            is_open = await camera.get_shutter()
+        else:
+            is_open = await camera.set_shutter(position == "open")
+        command.info(
+            shutter={"camera": camera.name, "shutter": "open" if is_open else "closed"}
+        )
+
+    _, errors = await run_per_camera(selected, move)
+    if errors:
+        return fail_per_camera(command, errors)
+    return command.finish()

@@ -1,0 +1,95 @@
+"""``status``: report the state of each camera."""
+
+from __future__ import annotations
+
+import click
+from clu import Command
+from clu.parsers.click import CluCommand
+
+from camera_core import (
+    BaseCamera,
+    CoolerMixIn,
+    GainMixIn,
+    ImageAreaMixIn,
+    ShutterMixIn,
+)
+
+from ..tools import get_cameras, to_json
+
+
+@click.command(cls=CluCommand)
+@click.argument("CAMERAS", nargs=-1, type=str)
+async def status(command: Command, cameras: tuple[str, ...]):
+    """Reports status, exposure state and settings of the cameras."""
+    actor = command.actor
+    if cameras:
+        selected = get_cameras(command, cameras, check_cameras=False)
+        if selected is None:
+            return
+    else:  # every handled camera, connected or not
+        selected = list(actor.camera_system.cameras)
+    command.info(default_cameras=list(actor.default_cameras))
+    if not selected:
+        return command.finish(text="No cameras connected.")
+    errors = []
+    for camera in selected:
+        try:
+            await report_camera(command, camera)
+        except Exception as err:  # one broken camera must not hide the others
+            errors.append(camera.name)
+            command.warning(error={"camera": camera.name, "error": str(err)})
+    if errors:
+        return command.fail(error=f"Could not read the status of {', '.join(errors)}.")
+    return command.finish()
+
+
+async def report_camera(command: Command, camera: BaseCamera) -> None:
+    """Writes the status keywords of one camera."""
+    info = camera.get_status(update=True)
+    command.info(
+        status=to_json(
+            {
+                "camera": camera.name,
+                "uid": camera.uid,
+                "connected": camera.connected,
+                "exposing": camera.exposing,
+                "device": {
+                    k: v
+                    for k, v in info.items()
+                    if k not in ("name", "uid", "connected", "exposure")
+                },
+            }
+        )
+    )
+    command.info(exposure_state=command.actor.bridge.exposure_state(camera.name))
+    if not camera.connected:
+        return
+    if isinstance(camera, CoolerMixIn):
+        command.info(
+            temperature=to_json({"camera": camera.name, **await camera.cooler_status()})
+        )
+    if isinstance(camera, ImageAreaMixIn):
+        hbin, vbin = await camera.get_binning()
+        command.info(
+            binning={"camera": camera.name, "horizontal": hbin, "vertical": vbin}
+        )
+        x0, x1, y0, y1 = await camera.get_image_area()
+        command.info(
+            area={"camera": camera.name, "x0": x0, "x1": x1, "y0": y0, "y1": y1}
+        )
+    if isinstance(camera, ShutterMixIn):
+        is_open = await camera.get_shutter()
+        command.info(
+            shutter={"camera": camera.name, "shutter": "open" if is_open else "closed"}
+        )
+    if isinstance(camera, GainMixIn):
+        command.info(
+            gain=to_json(
+                {
+                    "camera": camera.name,
+                    "gain": await camera.get_gain(),
+                    "offset": await camera.get_offset(),
+                    "readout_mode": await camera.get_readout_mode(),
+                }
+            )
+        )
