@@ -98,6 +98,8 @@ class BaseCamera(ExposureControl, LoggerMixIn, metaclass=abc.ABCMeta):
         else:
             self.image_namer = ImageNamer(**(image_namer or {}))
         self.image_namer.camera = self
+        # Each camera changes its own copy, never the class-wide or built-in model.
+        self.fits_model = type(self).fits_model.copy()
         self.limits = CameraLimits.from_config(params.get("limits"))
         self.time_factor = float(params.get("time_factor", 1.0))
         self.exposure_timeout_margin = float(
@@ -110,6 +112,7 @@ class BaseCamera(ExposureControl, LoggerMixIn, metaclass=abc.ABCMeta):
         self.gzip_level = int(params.get("gzip_level", 1))
         self.write_fault: Callable[[pathlib.Path, bool], None] | None = None
         self.connected = False
+        self.header_model_error: str | None = None
         self._status: dict[str, Any] = {}
         self.progress = ExposureProgress(camera=self.name)
         self._init_exposure_control()
@@ -203,7 +206,32 @@ class BaseCamera(ExposureControl, LoggerMixIn, metaclass=abc.ABCMeta):
         self.connected = True
         self._notify(CameraEvent.CAMERA_CONNECTED)
         self.log("Camera connected.", logging.INFO)
+        self._check_fits_model()
         return self
+
+    def _check_fits_model(self) -> None:
+        """Evaluates the header model once, so a broken card shows up at connect.
+
+        A failure is logged as an error (the frame would still be written, with
+        a minimal header); it does not prevent the connection.
+        """
+        import numpy as np
+
+        from .exposure import Exposure
+
+        probe = Exposure(self, data=np.zeros((2, 2), dtype=np.uint16))
+        probe.image_type, probe.exptime, probe.exptime_n = "object", 0.0, 0.0
+        try:
+            probe.to_hdu()
+        except Exception as err:
+            self.header_model_error = f"{type(err).__name__}: {err}"
+            self.log(
+                f"The FITS header model fails to evaluate ({self.header_model_error}). "
+                "Frames will be written with a minimal header until it is fixed.",
+                logging.ERROR,
+            )
+        else:
+            self.header_model_error = None
 
     async def disconnect(self) -> bool:
         """Aborts any exposure and disconnects the camera.

@@ -47,12 +47,23 @@ def stack_frames(
     return np.asarray(stack_function(cube, axis=0), dtype=np.float32)
 
 
+async def _cancel_and_wait(task: asyncio.Future, grace: float) -> None:
+    """Cancels a driver task and gives it ``grace`` seconds to clean up."""
+    if task.done():
+        return
+    task.cancel()
+    await asyncio.wait({task}, timeout=grace)
+
+
 class ExposureControl:
     """Exposure policy shared by every camera (a base of ``BaseCamera``)."""
 
     #: Whether the camera can cut an integration short. `None` infers it from
     #: whether ``_stop_internal`` is overridden.
     can_stop: bool | None = None
+
+    #: Seconds a driver gets to clean up after a cancel, abort or stop request.
+    cancel_grace: float = 5.0
 
     def _init_exposure_control(self: Any) -> None:
         self._expose_task: asyncio.Task | None = None
@@ -157,7 +168,7 @@ class ExposureControl:
         num: int | None = None,
         write: bool = False,
         postprocess: bool = True,
-        timeout: float | None = None,
+        timeout_margin: float | None = None,
         exposure_id: str | None = None,
         **kwargs: Any,
     ) -> Exposure:
@@ -186,9 +197,9 @@ class ExposureControl:
             Whether to write the image before returning.
         postprocess
             Whether to run ``_post_process_internal``, if the camera has one.
-        timeout
-            Seconds (camera time) each frame may take beyond ``exptime`` before it
-            fails. Defaults to the camera's ``exposure_timeout_margin``.
+        timeout_margin
+            Wall-clock seconds each frame may take beyond its (scaled) ``exptime``
+            before it fails. Defaults to the camera's ``exposure_timeout_margin``.
         exposure_id
             An id for the exposure; one is generated if not given.
         kwargs
@@ -205,6 +216,12 @@ class ExposureControl:
             If the camera is already exposing.
         ExposureAborted
             If `abort` was called.
+
+        Notes
+        -----
+        `stop` ends the current frame early and the stack with it: ``stack``
+        becomes the number of frames taken, ``exptime_n`` the seconds actually
+        integrated and ``exptime`` their mean.
         ExposureTimeout
             If a frame did not finish within ``exptime`` plus the margin.
         ExposureError
@@ -222,7 +239,11 @@ class ExposureControl:
         exposure.filename = str(
             filename if filename is not None else self.image_namer(self, num=num)
         )
-        margin = self.exposure_timeout_margin if timeout is None else float(timeout)
+        margin = (
+            self.exposure_timeout_margin
+            if timeout_margin is None
+            else float(timeout_margin)
+        )
 
         self._exposure = exposure
         self._idle.clear()
@@ -230,20 +251,25 @@ class ExposureControl:
         self._stop_event.clear()
         self.progress.begin(exposure.exposure_id, image_type, exptime, stack)
         try:
-            frames = []
+            frames: list[np.ndarray] = []
+            integrated: list[float] = []
             for index in range(stack):
                 self.progress.stack_n = index + 1
                 await self._expose_frame(exposure, exptime, margin, index, kwargs)
                 frames.append(exposure.data)
-            if stack > 1:
+                integrated.append(float(exposure.exptime))
+                if self._stop_event.is_set():
+                    break  # stop() ends the stack with the current frame
+            if len(frames) > 1:
                 self.progress.set_phase(ExposurePhase.STACKING)
                 exposure.data = await run_in_executor(
                     stack_frames, frames, stack_function
                 )
-                if self._abort_requested:
-                    raise asyncio.CancelledError()
+            self._check_abort()
             del frames
-            exposure.exptime_n = float(exptime * stack)
+            exposure.stack = len(integrated)
+            exposure.exptime_n = float(sum(integrated))
+            exposure.exptime = exposure.exptime_n / len(integrated)
             self._notify(CameraEvent.EXPOSURE_READ)
             if postprocess and self._has_post_process():
                 self._notify(CameraEvent.EXPOSURE_POST_PROCESSING)
@@ -255,6 +281,7 @@ class ExposureControl:
                     )
                     raise
                 self._notify(CameraEvent.EXPOSURE_POST_PROCESS_DONE)
+            self._check_abort()
             if write:
                 await exposure.write()
         except asyncio.CancelledError:
@@ -283,6 +310,10 @@ class ExposureControl:
         self._notify(CameraEvent.EXPOSURE_DONE, self._done_payload(exposure))
         self._end_exposure()
         return exposure
+
+    def _check_abort(self: Any) -> None:
+        if self._abort_requested:
+            raise asyncio.CancelledError()
 
     def _end_exposure(self: Any) -> None:
         self._exposure = None
@@ -343,12 +374,10 @@ class ExposureControl:
         self: Any, reason: str, task: asyncio.Task | None = None
     ) -> None:
         task = task if task is not None else self._expose_task
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+        if task is not None:
+            await _cancel_and_wait(task, self.cancel_grace)
         try:
-            await asyncio.wait_for(self._abort_internal(), 5 * self.time_factor + 5)
+            await asyncio.wait_for(self._abort_internal(), self.cancel_grace)
         except Exception as err:  # the original failure is what the user sees
             self.log(f"Abort after {reason} failed: {err}", 30)
 
@@ -381,16 +410,16 @@ class ExposureControl:
                 "processed; it can no longer be aborted."
             )
         self._abort_requested = True
-        try:
-            await asyncio.wait_for(self._abort_internal(), timeout)
-        except Exception as err:
-            self.log(f"Device abort failed: {err}; cancelling anyway.", 30)
         task = self._expose_task
         if task is not None:
             task.cancel()
+        try:
+            await asyncio.wait_for(self._abort_internal(), timeout)
+        except Exception as err:
+            self.log(f"Device abort failed: {err}; the frame is discarded anyway.", 30)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._idle.wait(), timeout)
-        return not self.exposing
+        return self.progress.phase is ExposurePhase.ABORTED
 
     async def stop(self: Any) -> None:
         """Ends the integration now and reads the frame out.
@@ -409,4 +438,4 @@ class ExposureControl:
                 f"Camera {self.name} cannot end an integration early; use abort."
             )
         self._stop_event.set()
-        await self._stop_internal()
+        await asyncio.wait_for(self._stop_internal(), self.cancel_grace)

@@ -172,7 +172,19 @@ class Exposure:
         if self.filename is None:
             raise ExposureError("No filename: pass one or set Exposure.filename.")
         camera = self.camera
-        hdulist = self.to_hdu(context=context)
+        header_error: str | None = None
+        try:
+            hdulist = self.to_hdu(context=context)
+        except Exception as err:  # a broken header must never lose the frame
+            if self.data is None:
+                raise
+            header_error = f"{type(err).__name__}: {err}"
+            camera.log(
+                f"Header model failed ({header_error}); writing the "
+                "frame with a minimal header.",
+                level=40,
+            )
+            hdulist = self._fallback_hdulist(header_error)
         camera._notify(CameraEvent.EXPOSURE_WRITING, {"filename": self.filename})
         try:
             result = await write_hdulist(
@@ -191,20 +203,19 @@ class Exposure:
                     "image_type": self.image_type,
                     "exptime": self.exptime,
                     "obstime": self.obstime.isot,
+                    "header_error": header_error,
                 },
                 fault_hook=camera.write_fault,
             )
-        except FileExistsError as err:
-            raise ExposureError(
-                f"{self.filename} already exists; choose another name or pass "
-                "overwrite=True."
-            ) from err
         except OSError as err:
-            camera._unsaved.append(self)
+            if self not in camera._unsaved:
+                camera._unsaved.append(self)
             raise ExposureWriteError(
                 f"Frame {self.exposure_id} NOT WRITTEN and kept in memory: {err}. "
                 "Free space or fix permissions, then call write() again."
             ) from err
+        if self in camera._unsaved:
+            camera._unsaved.remove(self)
         self.write_result = result
         payload = {
             "filename": str(result.target),
@@ -223,7 +234,36 @@ class Exposure:
             )
         else:
             camera._notify(CameraEvent.EXPOSURE_WRITTEN, payload)
+        if result.target_exists:
+            raise ExposureError(
+                f"{result.target} already exists, so the frame was spooled to "
+                f"{result.path}; choose another name or pass overwrite=True."
+            )
+        if header_error is not None:
+            raise ExposureError(
+                f"The FITS header model failed ({header_error}); the frame was "
+                f"written to {result.path} with a minimal header. Fix the model."
+            )
         return hdulist
+
+    def _fallback_hdulist(self, error: str) -> fits.HDUList:
+        """A single-HDU list with the frame and a header that cannot fail."""
+        header = fits.Header()
+        camera = self.camera
+        cards = [
+            ("CAMNAME", str(camera.name), "Camera name"),
+            ("CAMUID", str(camera.uid), "Camera UID"),
+            ("IMAGETYP", str(self.image_type), "Image type"),
+            ("EXPTIME", self.exptime, "Exposure time of a frame [s]"),
+            ("EXPTIMEN", self.exptime_n, "Total exposure time [s]"),
+            ("STACK", int(self.stack), "Number of stacked frames"),
+            ("DATE-OBS", self.obstime.tai.isot, "Start of the exposure (TAI)"),
+        ]
+        for key, value, comment in cards:
+            header[key] = (value, comment)
+        text = error.encode("ascii", "replace").decode()
+        header.add_comment(f"camactor: header model failed: {text}"[:4000])
+        return fits.HDUList([fits.PrimaryHDU(data=self.data, header=header)])
 
 
 class ImageNamer:
@@ -265,6 +305,16 @@ class ImageNamer:
 
         self._basename = Template(basename)
         self._dirname = Template(str(dirname))
+        unknown = (self._basename.names | self._dirname.names) - {
+            "camera",
+            "num",
+            "date",
+        }
+        if unknown:
+            raise TemplateError(
+                f"Unknown name(s) {sorted(unknown)} in image name templates; "
+                "use camera, num and date."
+            )
         if "num" not in self._basename.names:
             raise TemplateError(
                 f"Image basename {basename!r} needs a {{num}} field, e.g. "

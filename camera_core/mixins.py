@@ -207,10 +207,13 @@ class CoolerMixIn(metaclass=abc.ABCMeta):
             t0 = camera.loop.time()
             while generation == self._set_point_generation:
                 minutes = (camera.loop.time() - t0) / camera.time_factor / 60.0
-                step = min(ramp * minutes, abs(target - start))
-                commanded = start + math.copysign(step, target - start)
+                step = ramp * minutes
+                done = step >= abs(target - start)
+                commanded = (
+                    target if done else start + math.copysign(step, target - start)
+                )
                 await self._set_temperature_internal(commanded)
-                if commanded == target:
+                if done:
                     break
                 await asyncio.sleep(wall_interval)
         while generation == self._set_point_generation:
@@ -353,12 +356,29 @@ class ImageAreaMixIn(metaclass=abc.ABCMeta):
 
 
 class ExposureTypeMixIn:
-    """Marks a camera that takes bias, dark, flat and object frames.
+    """Methods to take exposures with different image types.
 
-    With it, `~camera_core.camera.BaseCamera.expose` forces bias frames to 0 s
-    and tells the driver to keep the shutter closed for bias and dark frames
-    (``Exposure.shutter_open``).
+    `~camera_core.camera.BaseCamera.expose` forces bias frames to 0 s and tells
+    the driver to keep the shutter closed for bias and dark frames
+    (``Exposure.shutter_open``). The methods below are shortcuts; keyword
+    arguments are those of ``expose``.
     """
+
+    async def bias(self: Any, **kwargs: Any) -> Any:
+        """Takes a bias frame (0 s, shutter closed)."""
+        return await self.expose(0.0, image_type="bias", **kwargs)
+
+    async def dark(self: Any, exptime: float, **kwargs: Any) -> Any:
+        """Takes a dark frame of ``exptime`` seconds (shutter closed)."""
+        return await self.expose(exptime, image_type="dark", **kwargs)
+
+    async def flat(self: Any, exptime: float, **kwargs: Any) -> Any:
+        """Takes a flat frame of ``exptime`` seconds."""
+        return await self.expose(exptime, image_type="flat", **kwargs)
+
+    async def object(self: Any, exptime: float, **kwargs: Any) -> Any:
+        """Takes a light (object) frame of ``exptime`` seconds."""
+        return await self.expose(exptime, image_type="object", **kwargs)
 
 
 class GainMixIn(metaclass=abc.ABCMeta):
@@ -412,7 +432,8 @@ class GainMixIn(metaclass=abc.ABCMeta):
 
     async def set_offset(self: Any, offset: int) -> int | None:
         """Sets the offset, checked against ``offset_min``/``offset_max``."""
-        offset = _integer(offset, "Offset", self.limits.offset_min or 0, None)
+        low = self.limits.offset_min
+        offset = _integer(offset, "Offset", 0 if low is None else low, None)
         if self.limits.offset_max is not None and offset > self.limits.offset_max:
             raise CameraError(f"Offset {offset} is above {self.limits.offset_max}.")
         await self._set_offset_internal(offset)

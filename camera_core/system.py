@@ -78,7 +78,10 @@ class CameraSystem(LoggerMixIn, Generic[_T_BaseCamera], metaclass=abc.ABCMeta):
         ):
             raise ValueError("camera_class must be a subclass of BaseCamera.")
         self.camera_class = camera_class
-        self.logger = logger if logger is not None else logging.getLogger("camera_core")
+        if logger is None:  # a logger of its own, so settings never leak
+            base = logging.getLogger("camera_core")
+            logger = base.getChild(f"{type(self).__name__}.{id(self):x}")
+        self.logger = logger
         self.log_header = log_header
         if log_file is not None:
             handler = logging.FileHandler(pathlib.Path(log_file).expanduser())
@@ -302,14 +305,18 @@ class CameraSystem(LoggerMixIn, Generic[_T_BaseCamera], metaclass=abc.ABCMeta):
         for camera in list(self.cameras):
             await self.remove_camera(uid=camera.uid)
 
-    def recover(self, overwrite: bool = False):
-        """Writes the frames spooled by this system's cameras (blocking).
+    async def recover(self, overwrite: bool = False) -> list[Any]:
+        """Writes the frames spooled by this system's cameras to their targets.
 
-        See `camera_core.writer.recover`. Returns its results for every spool
-        directory in use.
+        Runs `camera_core.writer.recover` in an executor for every spool
+        directory in use and returns its results.
         """
+        from .utils import run_in_executor
         from .writer import recover
 
         spools = {camera.spool_dir for camera in self.cameras}
         spools.add(default_spool_dir())
-        return [result for spool in spools for result in recover(spool, overwrite)]
+        results: list[Any] = []
+        for spool in sorted(spools):
+            results.extend(await run_in_executor(recover, spool, overwrite))
+        return results

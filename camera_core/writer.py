@@ -69,6 +69,7 @@ class WriteResult:
     error: str | None = None
     attempts: int = 1
     sidecar: Path | None = None
+    target_exists: bool = False
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -234,11 +235,13 @@ async def write_hdulist(
     ``retries`` times with exponential ``backoff`` (seconds). If the target stays
     unwritable the frame is written to ``spool_dir`` with a JSON sidecar.
 
+    A target that exists (with ``overwrite`` False) is not retried: the frame
+    goes straight to the spool and ``target_exists`` is set in the result.
+
     Raises
     ------
     FileExistsError
-        If the target exists and ``overwrite`` is False (nothing is spooled: the
-        caller chose the name and must choose another).
+        If the target exists, ``overwrite`` is False and there is no spool.
     OSError
         If the target and the spool both failed. The caller still holds the frame.
     """
@@ -254,8 +257,9 @@ async def write_hdulist(
             )
             datasum, check = _sums(hdulist)
             return WriteResult(target, target, False, datasum, check, None, attempts)
-        except _PERMANENT:
-            raise
+        except _PERMANENT as err:  # retrying cannot help: spool at once
+            last_error = err
+            break
         except OSError as err:
             last_error = err
             if attempts <= retries:
@@ -284,8 +288,9 @@ async def write_hdulist(
             f"({spool_err})",
         ) from spool_err
     datasum, check = _sums(hdulist)
+    exists = isinstance(last_error, FileExistsError)
     return WriteResult(
-        target, spool_file, True, datasum, check, error, attempts, sidecar
+        target, spool_file, True, datasum, check, error, attempts, sidecar, exists
     )
 
 

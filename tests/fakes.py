@@ -81,15 +81,30 @@ class IntegratingCamera(
         self.binning = (1, 1)
         self.area = (1, 48, 1, 32)
         self.hang_readout = False
+        self.readout_time = 0.0
+        self.frame_values: list[int] | None = None
+        self.frames_read = 0
+        self.hooks: list[str] = []
         self.limits.update(width=48, height=32, max_binning=(4, 4))
+
+    async def _abort_internal(self) -> None:
+        self.hooks.append("abort")
+
+    async def _stop_internal(self) -> None:
+        self.hooks.append("stop")
 
     async def _expose_internal(self, exposure, **kwargs) -> None:
         await self._integrate(exposure)
         self._notify(CameraEvent.EXPOSURE_READING)
         if self.hang_readout:
             await asyncio.Event().wait()
+        if self.readout_time:
+            await asyncio.sleep(self.readout_time)
         x0, x1, y0, y1 = self.area
         value = 100 if exposure.shutter_open else 10
+        if self.frame_values is not None:
+            value = self.frame_values[self.frames_read % len(self.frame_values)]
+        self.frames_read += 1
         shape = ((y1 - y0 + 1) // self.binning[1], (x1 - x0 + 1) // self.binning[0])
         exposure.data = np.full(shape, value, dtype=np.uint16)
 
@@ -118,3 +133,18 @@ class IntegratingCamera(
 
     async def _set_image_area_internal(self, area=None) -> None:
         self.area = (1, 48, 1, 32) if area is None else area
+
+
+def open_verified(path):
+    """Opens a FITS file, failing (not warning) on a bad DATASUM/CHECKSUM."""
+    import warnings
+
+    from astropy.io import fits
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        hdul = fits.open(path, checksum=True, disable_image_compression=True)
+        for hdu in hdul:
+            assert "CHECKSUM" in hdu.header, f"{path}: HDU without CHECKSUM"
+        hdul.close()
+    return fits.open(path)

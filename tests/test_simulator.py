@@ -259,7 +259,7 @@ async def test_readout_timeout(tmp_path: Path) -> None:
     assert not camera.exposing
     camera.clear_faults("readout_timeout")
     # The normal readout (1.1 s) needs more than the 0.5 s margin.
-    assert (await camera.expose(1.0, timeout=5.0)).data.shape == (48, 64)
+    assert (await camera.expose(1.0, timeout_margin=5.0)).data.shape == (48, 64)
     await system.disconnect()
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from astropy.io import fits
+from fakes import open_verified
 
 from camera_core import (
     CameraEvent,
@@ -65,10 +66,15 @@ async def test_no_overwrite_unless_asked(camera, frame, tmp_path):
     await make_exposure(camera, frame).write(target)
     with pytest.raises(ExposureError, match="already exists"):
         await make_exposure(camera, frame + 1).write(target)
+    # The refused frame is not lost: it waits in the spool.
+    spooled = list(camera.spool_dir.glob("*.fits"))
+    assert len(spooled) == 1
+    with open_verified(spooled[0]) as hdul:
+        assert np.array_equal(hdul[0].data, frame + 1)
     with fits.open(target) as hdul:
         assert np.array_equal(hdul[0].data, frame)
     await make_exposure(camera, frame + 1).write(target, overwrite=True)
-    with fits.open(target, checksum=True) as hdul:
+    with open_verified(target) as hdul:
         assert np.array_equal(hdul[0].data, frame + 1)
     # No temporary files are left behind.
     assert sorted(p.name for p in target.parent.iterdir()) == ["a.fits"]
@@ -80,7 +86,7 @@ async def test_gzip_fast_and_valid(camera, frame, tmp_path):
     raw = target.read_bytes()
     assert raw[:2] == b"\x1f\x8b"
     assert raw[8] == 4  # gzip XFL=4: fastest compression (level 1)
-    with fits.open(target, checksum=True) as hdul:
+    with open_verified(target) as hdul:
         assert np.array_equal(hdul[0].data, frame)
         assert hdul[0].header["EXPTIME"] == 1.5
     assert gzip.decompress(raw)[:6] == b"SIMPLE"
@@ -90,7 +96,7 @@ async def test_rice_round_trip_with_checksums(camera, frame, tmp_path):
     target = tmp_path / "a.fits"
     exposure = make_exposure(camera, frame, basic_fz_fits_model)
     await exposure.write(target)
-    with fits.open(target, checksum=True) as hdul:
+    with open_verified(target) as hdul:
         assert isinstance(hdul[1], fits.CompImageHDU)
         assert np.array_equal(hdul[1].data, frame)
         assert hdul[1].data.dtype == np.uint16
@@ -134,7 +140,7 @@ async def test_readonly_target_spools_then_recovers(
     assert sidecar["camera"] == "cam1"
     header = {key: value for key, value, _ in sidecar["header"]}
     assert header["EXPTIME"] == 1.5 and header["CAMNAME"] == "cam1"
-    with fits.open(result.path, checksum=True) as hdul:
+    with open_verified(result.path) as hdul:
         assert np.array_equal(hdul[0].data, frame)
     spooled_events = [p for e, p in events if e is CameraEvent.EXPOSURE_SPOOLED]
     assert spooled_events and spooled_events[0]["path"] == str(result.path)
@@ -142,7 +148,7 @@ async def test_readonly_target_spools_then_recovers(
     # The directory is writable again: recover() puts the frame in place.
     results = await asyncio.to_thread(recover, spool)
     assert [r.recovered for r in results] == [True]
-    with fits.open(data_dir / "night" / "frame.fits", checksum=True) as hdul:
+    with open_verified(data_dir / "night" / "frame.fits") as hdul:
         assert np.array_equal(hdul[0].data, frame)
         assert hdul[0].header["EXPTIME"] == 1.5
     assert list(spool.iterdir()) == []
@@ -204,3 +210,13 @@ async def test_event_loop_never_stalls_during_4k_rice_write(camera, tmp_path):
         assert hdul[1].data.shape == (4096, 4096)
     assert len(stalls) > 10
     assert max(stalls) < 0.020, f"worst stall {max(stalls) * 1000:.1f} ms"
+
+
+async def test_checksum_verification_catches_corruption(camera, frame, tmp_path):
+    target = tmp_path / "c.fits"
+    await make_exposure(camera, frame).write(target)
+    raw = bytearray(target.read_bytes())
+    raw[-100] ^= 0xFF  # flip a data byte
+    target.write_bytes(bytes(raw))
+    with pytest.raises(Exception, match="(?i)checksum|datasum"):
+        open_verified(target)
