@@ -30,6 +30,7 @@ def test_wheel_ships_config_and_installed_package_finds_it(tmp_path):
     wheel = next((tmp_path / "dist").glob("camactor-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "camactor_etc/camactor.yml" in names
+    assert "camactor_schema/camactor.json" in names
     assert "camera_core/models/fits.py" in names
     assert not any(name.startswith("tests/") for name in names)
 
@@ -49,8 +50,9 @@ def test_wheel_ships_config_and_installed_package_finds_it(tmp_path):
         check=True,
     )
     code = (
-        "import camera_core, camera_core.config as c;"
-        "print(camera_core.__file__); print(c.default_config_path())"
+        "import camera_core, camera_core.config as c, actor.actor as a;"
+        "print(camera_core.__file__); print(c.default_config_path());"
+        "print(a.default_schema_path())"
     )
     out = subprocess.run(
         [sys.executable, "-c", code],
@@ -64,3 +66,6 @@ def test_wheel_ships_config_and_installed_package_finds_it(tmp_path):
     config = Path(out[1])
     assert config.is_relative_to(target) and config.exists()
     assert "cameras:" in config.read_text()
+    schema = Path(out[2])
+    assert schema.is_relative_to(target) and schema.exists()
+    assert '"exposure_state"' in schema.read_text()
