@@ -7,6 +7,15 @@ tree; nothing is ever passed to `eval`, `exec` or `compile`. Everything that is
 not allowed is rejected with `.TemplateError` when the `Expression` or
 `Template` is built, so configuration mistakes surface at start-up.
 
+Evaluation is sandboxed as well: a template may only read plain values. Any
+module, frame, code object, traceback, coroutine, generator, task or future,
+thread or lock, file, class namespace, or function or method that is not being
+called is refused with `.TemplateError` as soon as it is reached, and ``get_*``
+methods may only be called on the context objects themselves (for example
+``__camera__.get_temperature()``), not on objects reached from them. An
+awaitable returned by a call is refused with `.CardError`; it is closed only if
+the call has just created it and it has not started.
+
 The parsing, validation and compilation of the syntax tree live in
 `camera_core._template_ast`; this module holds the public classes.
 """
@@ -95,7 +104,10 @@ class Expression:
         Raises
         ------
         TemplateError
-            If a name is not in ``context`` or an operation is refused.
+            If a name is not in ``context``, an operation is refused, or the
+            expression reaches a value that templates may not use (a module, a
+            frame, a task, a function, ...) or calls a ``get_*`` method on an
+            object that is not in ``context``.
         CardError
             If evaluating fails (e.g., a missing attribute) or calls an async method.
         """
@@ -158,7 +170,8 @@ class Template:
         Raises
         ------
         TemplateError
-            If a name is not in ``context`` or an operation is refused.
+            If a name is not in ``context``, an operation is refused, or a
+            field reaches a value that templates may not use (see `Expression`).
         CardError
             If evaluating a field fails or calls an async method.
         """
