@@ -11,7 +11,7 @@ from typing import Any
 
 import aio_pika
 from clu import Command
-from clu.actor import AMQPActor
+from clu.actor import AMQPActor, JSONActor
 
 from camera_core import CameraSystem, __version__
 from camera_core.simulator import SimulatedCameraSystem
@@ -22,6 +22,7 @@ from .commands import build_parser
 __all__ = [
     "BaseCameraActor",
     "CameraActor",
+    "JSONCameraActor",
     "Sequence",
     "build_camera_system",
     "default_schema_path",
@@ -219,6 +220,14 @@ class CameraActor(BaseCameraActor, AMQPActor):
         )
         actor.poll_interval = float(section.get("poll_interval", 1.0))
         return actor
+
+
+class JSONCameraActor(BaseCameraActor, JSONActor):
+    """A camera actor on a plain TCP socket, replying with JSON lines.
+
+    Commands are lines of ``[<command_id>] <command string>``; useful as a device
+    actor outside the message broker. Takes ``name``, ``host`` and ``port``.
+    """
 
 
 def build_camera_system(config: dict[str, Any]) -> CameraSystem:
