@@ -13,28 +13,22 @@ refuses modules, frames, code objects, tracebacks, coroutines, generators,
 tasks and futures, threads and locks, files, class ``__dict__`` proxies and
 functions or methods that are not being called; ``get_*`` methods may only be
 called on the context objects themselves, never on objects reached from them.
+Those runtime checks live in `camera_core._template_guard` (`_Guard`, mixed
+into `_Compiler`); this module holds the whitelist and the compiler.
 """
 
 from __future__ import annotations
 
 import ast
 import asyncio
-import concurrent.futures
-import functools
-import gc
 import inspect
-import io
 import operator
-import os
 import re
-import socket
-import subprocess
-import threading
-import types
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
+from camera_core._template_guard import _SAFE_METHODS, _close_if_fresh, _Guard
 from camera_core.exceptions import CardError, TemplateError
 
 MAX_SOURCE_LENGTH = 4096
@@ -47,9 +41,6 @@ _SAFE_DUNDERS = frozenset({"__name__", "__version__"})
 #: Attribute prefixes of interpreter internals (frames, coroutines, generators,
 #: async generators, tracebacks, code objects), refused like private names.
 _INTERNAL_PREFIXES = ("f_", "cr_", "gi_", "ag_", "tb_", "co_")
-_SAFE_METHODS = frozenset(
-    {"isoformat", "strftime", "upper", "lower", "strip", "to_value", "to_string"}
-)
 _Op = Callable[..., Any]
 _BINOPS: Mapping[type, _Op] = MappingProxyType(
     {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul}
@@ -89,110 +80,6 @@ _NOT_ALLOWED: Mapping[type, str] = MappingProxyType(
 
 _Eval = Callable[[Mapping[str, Any]], Any]
 
-#: Values that a template must never hold, with the words used to refuse them.
-#: Each of them leads out of the sandbox (module globals, the stack, running
-#: coroutines and tasks, threads, files or the environment).
-_FORBIDDEN_TYPES: tuple[tuple[tuple[type, ...], str], ...] = (
-    ((types.ModuleType,), "a module"),
-    ((types.FrameType,), "a stack frame"),
-    ((types.CodeType,), "a code object"),
-    ((types.TracebackType,), "a traceback"),
-    ((types.CoroutineType,), "a coroutine"),
-    ((types.GeneratorType,), "a generator"),
-    ((types.AsyncGeneratorType,), "an async generator"),
-    ((asyncio.Future, concurrent.futures.Future), "a task or future"),
-    ((asyncio.AbstractEventLoop, asyncio.Handle), "an event loop or its handle"),
-    (
-        (
-            threading.Thread,
-            type(threading.Lock()),
-            type(threading.RLock()),
-            threading.Condition,
-            threading.Semaphore,
-            threading.Event,
-            threading.Barrier,
-            asyncio.Lock,
-            asyncio.Event,
-            asyncio.Condition,
-            asyncio.Semaphore,
-            asyncio.Queue,
-            concurrent.futures.Executor,
-        ),
-        "a thread, lock or queue",
-    ),
-    ((io.IOBase, socket.socket, subprocess.Popen), "a file, socket or process"),
-    ((type(os.environ),), "the process environment"),
-    (
-        (
-            staticmethod,
-            classmethod,
-            property,
-            types.CellType,
-            types.GetSetDescriptorType,
-            types.MemberDescriptorType,
-            types.WrapperDescriptorType,
-            types.MethodDescriptorType,
-            types.ClassMethodDescriptorType,
-        ),
-        "a descriptor",
-    ),
-)
-#: Keys that every class ``__dict__`` has; a mapping proxy holding one of them
-#: is taken to be a class namespace.
-_CLASS_DICT_KEYS = ("__module__", "__doc__", "__dict__", "__weakref__")
-#: Packages whose values may use the formatting methods in `_SAFE_METHODS`
-#: even when they are not context objects themselves (``text.upper()``).
-_VALUE_PACKAGES = frozenset(
-    {"builtins", "datetime", "decimal", "fractions", "numpy", "astropy"}
-)
-
-
-def _forbidden(value: Any) -> str | None:
-    """Describes why ``value`` may not be held by a template, or returns None.
-
-    Functions and methods are not covered here; see `_is_function`.
-    """
-    for kinds, what in _FORBIDDEN_TYPES:
-        if isinstance(value, kinds):
-            return what
-    if asyncio.iscoroutine(value) or asyncio.isfuture(value):
-        return "a coroutine, task or future"
-    if isinstance(value, MappingProxyType) and any(
-        key in value for key in _CLASS_DICT_KEYS
-    ):
-        return "the namespace of a class"
-    return None
-
-
-def _is_function(value: Any) -> bool:
-    """Whether ``value`` is a function, method or partial (but not a class)."""
-    return inspect.isroutine(value) or isinstance(
-        value, (functools.partial, types.MethodWrapperType)
-    )
-
-
-def _task_owns(coro: Any) -> bool:
-    """Whether a task or future refers to ``coro`` (it is scheduled to run)."""
-    return any(asyncio.isfuture(ref) for ref in gc.get_referrers(coro))
-
-
-def _close_if_fresh(result: Any) -> bool:
-    """Closes a coroutine that was just created by a call and is not used.
-
-    Only a native coroutine that has not started (``CORO_CREATED``) and that no
-    task or future refers to is closed, to avoid the "never awaited" warning.
-    Any other awaitable (a running coroutine, a task, a future) may belong to
-    someone else and is left alone. Returns whether ``result`` was closed.
-    """
-    if not isinstance(result, types.CoroutineType):
-        return False
-    if inspect.getcoroutinestate(result) != inspect.CORO_CREATED:
-        return False
-    if _task_owns(result):
-        return False
-    result.close()
-    return True
-
 
 def _const(value: Any) -> _Eval:
     return lambda ctx: value
@@ -227,7 +114,7 @@ def _binop(op: ast.operator, left: Any, right: Any, source: str) -> Any:
     return _check_value(_BINOPS[type(op)](left, right), source)
 
 
-class _Compiler:
+class _Compiler(_Guard):
     """Validates a syntax tree and turns it into closures that evaluate it.
 
     Each allowed node becomes a function of the context mapping; anything else
@@ -259,33 +146,6 @@ class _Compiler:
                 "generators, tracebacks and code objects)"
             )
         return attr
-
-    def refuse(self, what: str, value: Any, hint: str = "") -> TemplateError:
-        return TemplateError(
-            f"{self.source!r} reaches {what} ({type(value).__name__}), which "
-            "templates may not use: they may only read plain values (numbers, "
-            f"strings, times, quantities) from the context objects.{hint} Compute "
-            "the value in Python and pass it in the context or as an attribute."
-        )
-
-    def guard(self, value: Any, opaque: bool = False) -> Any:
-        """Refuses a value produced while evaluating that leads out of the sandbox.
-
-        With ``opaque``, the value is only compared by identity or asked for its
-        ``__name__``/``__version__``, so functions and methods are allowed.
-        """
-        what = _forbidden(value)
-        if what is not None:
-            raise self.refuse(what, value)
-        if not opaque and _is_function(value):
-            raise self.refuse(
-                "a function or method",
-                value,
-                " A callable can only be called in place, as a registered "
-                "function or a get_* method of a context object; it cannot be "
-                "stored, passed or walked.",
-            )
-        return value
 
     def build(self, node: ast.AST, depth: int = 0, opaque: bool = False) -> _Eval:
         """Compiles ``node``; ``opaque`` allows a function as its value (`guard`)."""
@@ -411,62 +271,6 @@ class _Compiler:
             return _check_value(self.guard(result, opaque), self.source)
 
         return call
-
-    def check_owner(self, ctx: Mapping[str, Any], owner: Any, label: str) -> None:
-        """Refuses calling ``owner.label()`` unless ``owner`` may be called on.
-
-        ``get_*`` methods may only be called on the context objects themselves
-        (``__camera__.get_temperature()``), never on objects reached from them
-        (``__camera__.system.task.get_stack()``). The formatting methods in
-        `_SAFE_METHODS` may also be called on values of `_VALUE_PACKAGES`.
-        This runs before the method is looked up on ``owner``.
-        """
-        if not any(owner is root for root in ctx.values()):
-            package = str(type(owner).__module__).partition(".")[0]
-            if label.startswith("get_") or package not in _VALUE_PACKAGES:
-                raise TemplateError(
-                    f"{self.source!r} calls {label}() on a "
-                    f"{type(owner).__name__} reached through attributes, which is "
-                    "not allowed: get_* methods can only be called on the context "
-                    "objects themselves (e.g. __camera__.get_temperature()), and "
-                    f"{', '.join(sorted(_SAFE_METHODS))} only on them or on "
-                    "strings, numbers, times and quantities. Expose the value as "
-                    "an attribute or a get_* method of a context object instead."
-                )
-
-    def check_method(
-        self, ctx: Mapping[str, Any], owner: Any, func: Any, label: str
-    ) -> Any:
-        """Refuses ``func`` unless it is a routine bound to ``owner`` or a root.
-
-        A context object could hold a method bound to another object (say,
-        ``task.get_stack``) or a builtin of a module; neither may be called.
-        """
-        bound_to = getattr(func, "__self__", None)
-        bound_ok = bound_to is None or any(
-            bound_to is obj for obj in (owner, type(owner), *ctx.values())
-        )
-        if not _is_function(func) or not bound_ok:
-            raise TemplateError(
-                f"{self.source!r} calls {label}(), which is a "
-                f"{type(func).__name__} and not a method of "
-                f"{type(owner).__name__}; only methods of the context objects can "
-                "be called."
-            )
-        return func
-
-    def async_error(self, label: str, left_alone: bool = False) -> CardError:
-        note = (
-            " The awaitable it returned was left untouched: it had already "
-            "started, belongs to a task or is not a coroutine, so it may be in use."
-            if left_alone
-            else ""
-        )
-        return CardError(
-            f"{label}() in {self.source!r} is async and cannot be used in a header "
-            "template. Cache the value in an attribute (for example, updated by a "
-            f"poller) and reference that attribute instead.{note}"
-        )
 
     def joined(self, node: ast.JoinedStr, depth: int = 0) -> _Eval:
         """Compiles the f-string itself (depth 0) or a field's format spec."""
