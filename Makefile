@@ -16,7 +16,7 @@ broker:
 	bash scripts/ensure_broker.sh
 
 run: install broker
-	$(PY) -m camera_core.demo -c $(CONFIG)
+	$(PY) -m actor -c $(CONFIG) actor --foreground
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -1,0 +1,376 @@
+"""Loading, validating and overriding the camactor configuration.
+
+The configuration file (``etc/camactor.yml`` by default) has three sections:
+``actor`` (checked here, with defaults filled in), and ``simulator`` and
+``cameras`` (only checked to be mappings here; `camera_core` validates their
+contents when the camera system is built).
+
+Values are layered, highest first: command-line flags, ``CAMACTOR_BROKER_*``
+environment variables, the file, the defaults of `CONFIG_SCHEMA`.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+import jsonschema
+
+from camera_core.config import default_config_path
+from camera_core.config import load_config as _read_yaml
+from camera_core.exceptions import CameraError, TemplateError
+
+from .cli_errors import error_messages
+from .cli_secrets import redact_text, redacted
+
+__all__ = [
+    "CONFIG_SCHEMA",
+    "ENV_VARS",
+    "ConfigError",
+    "apply_env",
+    "apply_overrides",
+    "load_config",
+    "read_config",
+    "redact_text",
+    "redacted",
+    "validate_config",
+]
+
+#: Environment variables and the ``actor`` keys they override.
+ENV_VARS: Mapping[str, str] = MappingProxyType(
+    {
+        "CAMACTOR_BROKER_URL": "url",
+        "CAMACTOR_BROKER_HOST": "host",
+        "CAMACTOR_BROKER_PORT": "port",
+        "CAMACTOR_BROKER_USER": "user",
+        "CAMACTOR_BROKER_PASSWORD": "password",
+    }
+)
+
+#: ``actor`` keys that are paths, expanded (``~``) by `validate_config`.
+_PATH_KEYS = ("data_dir", "log_dir", "pid_file")
+
+_PORT = {"type": "integer", "minimum": 1, "maximum": 65535}
+
+
+def _key(types: str | list[str], default: Any, description: str, **rules: Any) -> dict:
+    """The schema of one ``actor`` key."""
+    return {"type": types, "default": default, "description": description, **rules}
+
+
+def _freeze(value: Any) -> Any:
+    """A read-only deep copy: mappings become proxies, lists tuples."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def _thaw(value: Any) -> Any:
+    """A mutable deep copy of a `_freeze` result, as plain JSON types."""
+    if isinstance(value, Mapping):
+        return {k: _thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [_thaw(v) for v in value]
+    return value
+
+
+_ACTOR_KEYS = {
+    "name": _key(
+        "string",
+        "camactor",
+        "Actor name: its AMQP queue and the sender of its replies.",
+        pattern="^[A-Za-z][A-Za-z0-9_-]*$",
+    ),
+    "url": _key(
+        ["string", "null"],
+        None,
+        "Broker URL (amqp:// or amqps://); overrides host, port, user, "
+        "password and virtualhost.",
+        pattern="^amqps?://",
+    ),
+    "host": _key("string", "127.0.0.1", "Broker host.", minLength=1),
+    "port": _key(_PORT["type"], 5672, "Broker port.", **_PORT),
+    "user": _key("string", "guest", "Broker user."),
+    "password": _key("string", "guest", "Broker password (never logged)."),
+    "virtualhost": _key("string", "/", "Broker virtual host."),
+    "data_dir": _key("string", "~/camactor-data", "Root of the images.", minLength=1),
+    "image_name": _key(
+        "string",
+        "{camera.name}-{num:04d}.fits",
+        "Template of the image file names; must use {num}.",
+        minLength=1,
+    ),
+    "image_dir": _key(
+        "string",
+        "{camera.name}/{int(date.mjd)}",
+        "Template of the image directories, relative to data_dir.",
+    ),
+    "default_cameras": _key(
+        "array",
+        [],
+        "Camera names or uids used when a command names none.",
+        items={"type": "string", "minLength": 1},
+        uniqueItems=True,
+    ),
+    "log_dir": _key(
+        ["string", "null"],
+        "~/.camactor/logs",
+        "Directory of the log files (null: no log files).",
+        minLength=1,
+    ),
+    "pid_file": _key(
+        "string", "~/.camactor/camactor.pid", "PID file of the daemon.", minLength=1
+    ),
+    "validate": _key("boolean", True, "Validate replies against the schema."),
+    "max_command_bytes": _key(
+        "integer", 65536, "Larger command bodies are refused.", minimum=1
+    ),
+    "poll_interval": _key(
+        "number", 1.0, "Seconds between camera poller checks.", exclusiveMinimum=0
+    ),
+    "legacy": _key(
+        ["object", "null"],
+        None,
+        "Reserved for the Tron (legacy) interface: {host, port}.",
+        additionalProperties=False,
+        required=["host", "port"],
+        properties={"host": {"type": "string", "minLength": 1}, "port": _PORT},
+    ),
+}
+
+#: The JSON Schema of the configuration (read-only). Each ``actor`` property
+#: carries its ``default`` and ``description``.
+CONFIG_SCHEMA: Mapping[str, Any] = _freeze(
+    {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "actor": {
+                "type": ["object", "null"],
+                "additionalProperties": False,
+                "properties": _ACTOR_KEYS,
+            },
+            "simulator": {"type": ["object", "null"]},
+            "cameras": {
+                "type": ["object", "null"],
+                "additionalProperties": {"type": ["object", "null"]},
+            },
+        },
+    }
+)
+del _ACTOR_KEYS
+
+_VALIDATOR = jsonschema.Draft202012Validator(_thaw(CONFIG_SCHEMA))
+
+
+class ConfigError(ValueError):
+    """An invalid configuration; the message names the offending key."""
+
+
+def _check_url(url: str) -> None:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError if out of range
+    except ValueError as err:
+        raise ConfigError(f"actor.url {redact_text(url)!r} is invalid: {err}") from err
+    if not parts.hostname:
+        raise ConfigError(f"actor.url {redact_text(url)!r} has no host")
+
+
+def _check_templates(actor: Mapping[str, Any]) -> None:
+    from camera_core.exposure import ImageNamer
+
+    for key, param in (("image_name", "basename"), ("image_dir", "dirname")):
+        try:
+            ImageNamer(**{"basename": "{num}", "dirname": ".", param: actor[key]})
+        except TemplateError as err:
+            raise ConfigError(f"actor.{key} is not a valid template: {err}") from err
+
+
+def _check_default_cameras(config: Mapping[str, Any]) -> None:
+    cameras = config["cameras"]
+    if not cameras:
+        return
+    known = set(cameras) | {
+        str(entry["uid"])
+        for entry in cameras.values()
+        if isinstance(entry, Mapping) and "uid" in entry
+    }
+    for index, name in enumerate(config["actor"]["default_cameras"]):
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(
+                f"actor.default_cameras[{index}]: {name!r} is not a camera "
+                f"name or uid in cameras{hint}"
+            )
+
+
+def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Validates a configuration and returns a normalised copy.
+
+    Missing ``actor`` keys get their defaults, missing sections become empty
+    mappings and the paths in `_PATH_KEYS` are expanded (``~``).
+
+    Raises
+    ------
+    ConfigError
+        Naming the key path of each problem found.
+    """
+    if not isinstance(config, Mapping):
+        raise ConfigError("the configuration must be a mapping")
+    data = copy.deepcopy(dict(config))
+    messages = error_messages(list(_VALIDATOR.iter_errors(data)))
+    if messages:
+        if len(messages) == 1:
+            raise ConfigError(messages[0])
+        raise ConfigError(f"{len(messages)} problems: " + "; ".join(messages))
+    for section in ("actor", "simulator", "cameras"):
+        if data.get(section) is None:
+            data[section] = {}
+    actor = data["actor"]
+    for key, spec in CONFIG_SCHEMA["properties"]["actor"]["properties"].items():
+        if key not in actor:
+            actor[key] = _thaw(spec["default"])
+    actor["poll_interval"] = float(actor["poll_interval"])
+    actor["port"] = int(actor["port"])  # 5672.0 is a JSON Schema integer
+    actor["max_command_bytes"] = int(actor["max_command_bytes"])
+    if actor["legacy"] is not None:
+        actor["legacy"]["port"] = int(actor["legacy"]["port"])
+    for key in _PATH_KEYS:
+        if actor[key] is not None:
+            actor[key] = str(Path(actor[key]).expanduser())
+    if actor["url"]:
+        _check_url(actor["url"])
+    _check_templates(actor)
+    _check_default_cameras(data)
+    return data
+
+
+def _with_component(url: str, key: str, value: Any) -> str:
+    """``url`` with one of host, port, user, password or virtualhost replaced."""
+    parts = urlsplit(url)
+    if key == "virtualhost":
+        return urlunsplit(parts._replace(path="/" + quote(str(value), safe="")))
+    fields = {
+        "user": unquote(parts.username) if parts.username is not None else None,
+        "password": unquote(parts.password) if parts.password is not None else None,
+        "host": parts.hostname or "",
+        "port": parts.port,
+    }
+    fields[key] = value
+    host = fields["host"]
+    netloc = f"[{host}]" if ":" in host else host
+    if fields["port"] is not None:
+        netloc += f":{fields['port']}"
+    if fields["user"] is not None:
+        userinfo = quote(fields["user"], safe="")
+        if fields["password"] is not None:
+            userinfo += ":" + quote(fields["password"], safe="")
+        netloc = f"{userinfo}@{netloc}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def apply_overrides(
+    config: Mapping[str, Any], overrides: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Returns a copy of ``config`` with ``actor`` keys overridden.
+
+    `None` values are ignored. A ``url`` in ``overrides`` replaces the
+    connection settings below it; a host, port, user, password or virtualhost
+    in ``overrides`` also replaces that part of a ``url`` from below, so that
+    each setting follows flags > environment > file.
+    """
+    data = copy.deepcopy(dict(config))
+    actor = data.get("actor")
+    if actor is not None and not isinstance(actor, Mapping):
+        return data  # left for validate_config to report
+    actor = dict(actor or {})
+    values = {key: value for key, value in overrides.items() if value is not None}
+    if "url" in values:
+        actor["url"] = values.pop("url")
+    elif isinstance(actor.get("url"), str) and actor["url"]:
+        for key in ("host", "port", "user", "password", "virtualhost"):
+            if key in values:
+                actor["url"] = _with_component(actor["url"], key, values[key])
+    actor.update(values)
+    data["actor"] = actor
+    return data
+
+
+def apply_env(
+    config: Mapping[str, Any], environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Returns a copy of ``config`` with the `ENV_VARS` overrides applied.
+
+    Parameters
+    ----------
+    config
+        The configuration, validated or not.
+    environ
+        The environment; `os.environ` by default. Empty variables are ignored.
+
+    Raises
+    ------
+    ConfigError
+        If ``CAMACTOR_BROKER_PORT`` is not an integer.
+    """
+    environ = os.environ if environ is None else environ
+    overrides: dict[str, Any] = {}
+    for variable, key in ENV_VARS.items():
+        value = environ.get(variable)
+        if not value:
+            continue
+        if key == "port":
+            try:
+                value = int(value)
+            except ValueError:
+                raise ConfigError(
+                    f"{variable} (actor.port) must be an integer, not {value!r}"
+                ) from None
+        overrides[key] = value
+    return apply_overrides(config, overrides)
+
+
+def load_config(path: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Reads and validates a configuration file.
+
+    Parameters
+    ----------
+    path
+        The YAML file; `None` for the packaged ``etc/camactor.yml``.
+
+    Returns
+    -------
+    config
+        The normalised configuration (see `validate_config`). Environment and
+        flag overrides are not applied: use `apply_env` and `apply_overrides`
+        on the raw file, then `validate_config`, as the launcher does.
+
+    Raises
+    ------
+    ConfigError
+        If the file cannot be read or parsed, or is invalid.
+    """
+    return validate_config(read_config(path))
+
+
+def read_config(path: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Reads a configuration file without validating it (see `load_config`)."""
+    path = default_config_path() if path is None else Path(path)
+    try:
+        raw = _read_yaml(path)
+    except CameraError as err:
+        raise ConfigError(str(err)) from None
+    if not isinstance(raw, Mapping):  # pragma: no cover - guarded by camera_core
+        raise ConfigError(f"{path}: the configuration must be a mapping")
+    return raw
