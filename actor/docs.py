@@ -15,10 +15,12 @@ from typing import Any
 
 import click
 
-from camera_core.simulator import SimulatedCamera
+from camera_core.simfaults import FAULTS
+from camera_core.simulator import SIMULATOR_DEFAULTS, SimulatedCamera
 
 from .actor import default_schema_path
 from .commands import build_parser
+from .config import CONFIG_SCHEMA
 
 __all__ = ["SECTIONS", "render_commands", "render_keywords", "update_readme"]
 
@@ -82,8 +84,42 @@ def render_keywords() -> str:
     return "\n".join(lines)
 
 
+def _literal(value: Any) -> str:
+    if isinstance(value, tuple):
+        value = list(value)
+    return "`" + json.dumps(value) + "`"
+
+
+def render_actor_config() -> str:
+    """A Markdown table of the ``actor:`` configuration keys."""
+    keys = CONFIG_SCHEMA["properties"]["actor"]["properties"]
+    lines = ["| key | default | meaning |", "|---|---|---|"]
+    for name, spec in keys.items():
+        lines.append(
+            f"| `{name}` | {_literal(spec['default'])} | {spec['description']} |"
+        )
+    return "\n".join(lines)
+
+
+def render_simulator_config() -> str:
+    """Markdown tables of the ``simulator:`` keys and the injectable faults."""
+    lines = ["| key | default |", "|---|---|"]
+    for name, value in SIMULATOR_DEFAULTS.items():
+        lines.append(f"| `{name}` | {_literal(value)} |")
+    lines += ["", "| fault | parameters (defaults) |", "|---|---|"]
+    for name, params in FAULTS.items():
+        described = ", ".join(f"`{k}`={_literal(v)}" for k, v in params.items())
+        lines.append(f"| `{name}` | {described} |")
+    return "\n".join(lines)
+
+
 #: README sections, keyed by their marker name, and the function that makes each.
-SECTIONS = {"COMMANDS": render_commands, "KEYWORDS": render_keywords}
+SECTIONS = {
+    "COMMANDS": render_commands,
+    "KEYWORDS": render_keywords,
+    "ACTOR_CONFIG": render_actor_config,
+    "SIMULATOR_CONFIG": render_simulator_config,
+}
 
 
 def update_readme(text: str) -> str:
