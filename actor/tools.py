@@ -66,7 +66,8 @@ def get_cameras(
     """Determines which cameras a command acts on.
 
     Named cameras (by name or UID) are used if given; otherwise the actor's
-    default cameras; otherwise every connected camera.
+    default cameras, if any are set (an absent default fails the command
+    rather than acting on other cameras); otherwise every connected camera.
 
     Parameters
     ----------
@@ -107,13 +108,24 @@ def get_cameras(
                 )
             if camera not in selected:
                 selected.append(camera)
-    else:
+    elif actor.default_cameras:
+        # Never fall back to other cameras when defaults are set but absent.
+        missing = []
         for name in actor.default_cameras:
             camera = system.get_camera(name=name) or system.get_camera(uid=name)
             if camera:
                 selected.append(camera)
-        if not selected:
-            selected = [camera for camera in system.cameras if camera.connected]
+            else:
+                missing.append(name)
+        if missing and (check_cameras or not selected):
+            return _fail(
+                command,
+                fail_command,
+                f"default camera {', '.join(missing)} is not connected; name "
+                "the cameras or use 'set-default'.",
+            )
+    else:
+        selected = [camera for camera in system.cameras if camera.connected]
     if not selected:
         return _fail(command, fail_command, "No cameras connected.")
     if check_cameras:

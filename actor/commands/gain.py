@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import click
 from clu import Command
 from clu.parsers.click import CluCommand
@@ -33,12 +35,8 @@ async def gain(
         return command.fail(error=f"camera {', '.join(busy)} is busy")
 
     async def apply(camera: BaseCamera) -> None:
-        if readout_mode is not None:
-            await camera.set_readout_mode(readout_mode)
-        if gain_value is not None:
-            await camera.set_gain(gain_value)
-        if offset is not None:
-            await camera.set_offset(offset)
+        if changing:
+            await _set_all(camera, gain_value, offset, readout_mode)
         command.info(
             gain=to_json(
                 {
@@ -54,3 +52,34 @@ async def gain(
     if errors:
         return fail_per_camera(command, errors)
     return command.finish()
+
+
+async def _set_all(
+    camera: BaseCamera,
+    gain_value: float | None,
+    offset: int | None,
+    readout_mode: str | None,
+) -> None:
+    """Sets the values given, all or none: a refused one restores the others."""
+    before = (
+        await camera.get_gain(),
+        await camera.get_offset(),
+        await camera.get_readout_mode(),
+    )
+    try:
+        if readout_mode is not None:
+            await camera.set_readout_mode(readout_mode)
+        if gain_value is not None:
+            await camera.set_gain(gain_value)
+        if offset is not None:
+            await camera.set_offset(offset)
+    except Exception:
+        old_gain, old_offset, old_mode = before
+        with contextlib.suppress(Exception):  # the user sees the first error
+            if old_mode is not None and readout_mode is not None:
+                await camera.set_readout_mode(old_mode)
+            if gain_value is not None:
+                await camera.set_gain(old_gain)
+            if old_offset is not None and offset is not None:
+                await camera.set_offset(old_offset)
+        raise

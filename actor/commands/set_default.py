@@ -38,5 +38,6 @@ async def set_default(command: Command, cameras: tuple[str, ...], force: bool):
             continue
         hint = " (configured but absent: use --force)" if config is not None else ""
         return command.fail(error=f"Unknown camera {name!r}{hint}.")
+    names = list(dict.fromkeys(names))  # a name and its UID are one camera
     actor.set_default_cameras(names)
     return command.finish(default_cameras=names)

@@ -13,10 +13,13 @@ from ..tools import fail_per_camera, get_cameras, require, run_per_camera
 
 @click.command(cls=CluCommand)
 @click.argument("CAMERAS", nargs=-1, type=str)
-@click.option("--open", "position", flag_value="open", help="Open the shutter.")
-@click.option("--close", "position", flag_value="closed", help="Close the shutter.")
-async def shutter(command: Command, cameras: tuple[str, ...], position: str | None):
+@click.option("--open", "open_", is_flag=True, help="Open the shutter.")
+@click.option("--close", is_flag=True, help="Close the shutter.")
+async def shutter(command: Command, cameras: tuple[str, ...], open_: bool, close: bool):
     """Reports the shutter position, or opens/closes it."""
+    if open_ and close:
+        return command.fail(error="Give either --open or --close, not both.")
+    position = "open" if open_ else "closed" if close else None
     selected = get_cameras(command, cameras)
     if selected is None or not require(command, selected, ShutterMixIn, "shutter"):
         return
