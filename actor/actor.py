@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
+import click
 from clu import Command
 from clu.actor import AMQPActor, JSONActor
 
@@ -138,6 +139,17 @@ class BaseCameraActor:
             command.fail(error=f"Cannot parse command {body!r}: {err}.")
             return command
         return super().parse_command(command)
+
+    def _handle_command_exception(self, command: Command, exception: Exception):
+        """Fails unparsable commands with click's own reason in the error."""
+        if isinstance(exception, click.ClickException) and not command.status.is_done:
+            reason = exception.format_message()
+            command.fail(
+                error=f"Cannot parse {command.body!r}: {reason} "
+                "Send 'help <command>' for its usage."
+            )
+            return
+        return super()._handle_command_exception(command, exception)
 
 
 class CameraActor(BaseCameraActor, AMQPActor):

@@ -66,11 +66,6 @@ class EventBridge:
         self.interval = interval
         self.listener: EventListener | None = None
         self._tickers: dict[str, asyncio.Task] = {}
-        # camera_core merges the progress (with the last exposure's error) into
-        # every event payload; remember that error so a disconnection is not
-        # blamed on it, and which cameras were already reported disconnected.
-        self._exposure_errors: dict[str, str | None] = {}
-        self._disconnected: set[str] = set()
 
     def start(self) -> None:
         """Subscribes to the camera system notifier."""
@@ -136,25 +131,18 @@ class EventBridge:
         camera_name = payload.get("camera")
         write = self.actor.write
         if event is CameraEvent.CAMERA_CONNECTED:
-            self._disconnected.discard(camera_name)
             write(
                 "i",
                 camera_connected={"camera": camera_name, "uid": payload.get("uid")},
                 broadcast=True,
             )
         elif event is CameraEvent.CAMERA_DISCONNECTED:
-            if camera_name in self._disconnected:
-                return  # e.g. lost mid-exposure, then removed by the poller
-            self._disconnected.add(camera_name)
-            error = payload.get("error")
-            if error is not None and error == self._exposure_errors.get(camera_name):
-                error = None  # the last exposure's error, not the disconnection's
             write(
                 "w",
                 camera_disconnected={
                     "camera": camera_name,
                     "uid": payload.get("uid"),
-                    "error": error,
+                    "error": payload.get("error"),
                 },
                 broadcast=True,
             )
@@ -165,10 +153,6 @@ class EventBridge:
                 broadcast=True,
             )
         elif event in _EXPOSURE_EVENTS and camera_name is not None:
-            if event is CameraEvent.EXPOSURE_FLUSHING:
-                self._exposure_errors.pop(camera_name, None)
-            elif event in (CameraEvent.EXPOSURE_FAILED, CameraEvent.EXPOSURE_ABORTED):
-                self._exposure_errors[camera_name] = payload.get("error")
             self.publish_state(camera_name, payload)
             if payload.get("phase") in LIVE_PHASES:
                 self._ensure_ticker(camera_name)

@@ -215,7 +215,7 @@ def split_values(
         try:
             value = kind(tokens[-1])
         except ValueError:
-            if kind is int and _is_number(tokens[-1]):
+            if kind is int and is_number(tokens[-1]):
                 raise ValueError(f"{tokens[-1]!r} is not an integer.") from None
             break
         if isinstance(value, float) and not math.isfinite(value):
@@ -225,7 +225,8 @@ def split_values(
     return tokens, values
 
 
-def _is_number(token: str) -> bool:
+def is_number(token: str) -> bool:
+    """Whether a command-line token parses as a number."""
     try:
         float(token)
     except ValueError:

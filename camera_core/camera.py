@@ -244,6 +244,7 @@ class BaseCamera(ExposureControl, LoggerMixIn, metaclass=abc.ABCMeta):
         if self.exposing:
             with contextlib.suppress(CameraError):
                 await self.abort()
+        was_connected = self.connected
         try:
             await self._disconnect_internal()
         except Exception as err:
@@ -253,7 +254,8 @@ class BaseCamera(ExposureControl, LoggerMixIn, metaclass=abc.ABCMeta):
             ) from err
         finally:
             self.connected = False
-        self._notify(CameraEvent.CAMERA_DISCONNECTED)
+        if was_connected:  # a lost camera was already reported disconnected
+            self._notify(CameraEvent.CAMERA_DISCONNECTED)
         return True
 
     def connection_lost(self, error: str) -> None:

@@ -96,7 +96,9 @@ class ExposureControl:
         # Writing an exposure after expose() returned does not move the progress.
         if phase is not None and self._exposure is not None:
             self.progress.set_phase(phase)
-        full = {**self._get_basic_payload(), **self.progress.to_dict()}
+        full = self._get_basic_payload()
+        if event.name.startswith("EXPOSURE_"):  # only exposure events carry it
+            full.update(self.progress.to_dict())
         if payload:
             full.update(payload)
         self.camera_system.notifier.notify(event, full)

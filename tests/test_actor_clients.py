@@ -29,7 +29,12 @@ async def read_until(stream: asyncio.StreamReader, needle: str, timeout: float) 
 async def test_stock_clu_shell_sees_status(actor):
     assert CLU.exists() or shutil.which("clu")
     proc = await asyncio.create_subprocess_exec(
-        str(CLU), "-H", "127.0.0.1", "-n", "-t", actor.name,
+        str(CLU),
+        "-H",
+        "127.0.0.1",
+        "-n",
+        "-t",
+        actor.name,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
@@ -46,8 +51,9 @@ async def test_stock_clu_shell_sees_status(actor):
             proc.kill()
             await proc.wait()
     lines = [line.strip() for line in output.splitlines() if actor.name in line]
-    statuses = [json.loads(line.split(" i ", 1)[1]) for line in lines
-                if ' i {"status"' in line]
+    statuses = [
+        json.loads(line.split(" i ", 1)[1]) for line in lines if ' i {"status"' in line
+    ]
     assert {s["status"]["camera"] for s in statuses} == {"sim1", "sim2"}
     assert any(line.endswith(f"{actor.name} :") for line in lines)
 

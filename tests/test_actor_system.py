@@ -288,25 +288,12 @@ CLICK_REFUSALS = [
 
 
 @pytest.mark.parametrize("text, reason", CLICK_REFUSALS)
-async def test_click_refusals_fail_cleanly(actor, client, text, reason):
-    command = await fails(client, actor, text)
-    helps = [r.message["help"] for r in command.replies if "help" in r.message]
-    assert any(reason in line for lines in helps for line in lines), helps
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="actor.py: CLU's parser error handler ends a click BadParameter/"
-    'MissingParameter with the generic "Command ... does not exist or cannot '
-    "be parsed\"; the reason is only in a 'w' help reply, not in the 'f' error",
-)
-@pytest.mark.parametrize("text, reason", CLICK_REFUSALS)
 async def test_click_refusals_name_the_reason_in_the_error(actor, client, text, reason):
     command = await fails(client, actor, text)
     assert reason in last(command)["error"], last(command)["error"]
 
 
-# camera_core events behind camera_disconnected (the bridge works around both).
+# camera_core events behind camera_disconnected.
 
 
 def record_events(actor) -> list:
@@ -320,12 +307,6 @@ def record_events(actor) -> list:
     return seen
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="camera_core/camera.py: BaseCamera.disconnect() notifies "
-    "CAMERA_DISCONNECTED again for a camera already lost (connection_lost), "
-    "e.g. when the poller removes it",
-)
 async def test_camera_core_reports_a_lost_camera_once(actor):
     await actor.camera_system.stop_camera_poller()
     seen = record_events(actor)
@@ -336,12 +317,6 @@ async def test_camera_core_reports_a_lost_camera_once(actor):
     assert len(lost) == 1, lost
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="camera_core/exposing.py: _notify merges the progress, whose "
-    "'error' is the last exposure's, into every event payload, so "
-    "CAMERA_DISCONNECTED carries a stale exposure error",
-)
 async def test_camera_core_disconnect_has_no_stale_error(actor, client):
     camera(actor, "sim1").inject_fault("readout_timeout")
     await fails(client, actor, "expose sim1 0.05 --timeout 0.1", match="within")

@@ -218,5 +218,5 @@ async def test_checksum_verification_catches_corruption(camera, frame, tmp_path)
     raw = bytearray(target.read_bytes())
     raw[-100] ^= 0xFF  # flip a data byte
     target.write_bytes(bytes(raw))
-    with pytest.raises(Exception, match="(?i)checksum|datasum"):
+    with pytest.raises(Exception, match=r"(?i)checksum|datasum"):
         open_verified(target)

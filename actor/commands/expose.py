@@ -11,7 +11,7 @@ from clu.parsers.click import CluCommand
 
 from camera_core import BaseCamera
 
-from ..tools import fail_per_camera, get_cameras, split_values, to_json
+from ..tools import fail_per_camera, get_cameras, is_number, split_values, to_json
 
 
 @click.command(cls=CluCommand)
@@ -81,6 +81,10 @@ async def expose(
         return command.fail(error=str(err))
     exptime = values[0] if values else None
     if exptime is None and image_type != "bias":
+        if any(is_number(name) for name in names):
+            return command.fail(
+                error="EXPTIME goes after the camera names, e.g. 'expose sim1 1.5'."
+            )
         return command.fail(error="EXPTIME is required (seconds), e.g. 'expose 1.5'.")
     if exptime is not None and exptime < 0:
         return command.fail(error=f"EXPTIME must be ≥ 0 seconds, not {exptime:g}.")
@@ -150,10 +154,11 @@ async def _run_sequence(
                 num=None if num is None else num + index,
                 write=True,
                 postprocess=postprocess,
-                timeout=timeout,
+                timeout_margin=timeout,
             )
             result = exposure.write_result
-            command.info(
+            reply = command.warning if result.spooled else command.info
+            reply(
                 filename=to_json(
                     {
                         "camera": camera.name,
