@@ -243,7 +243,10 @@ class JSONCameraActor(BaseCameraActor, JSONActor):
 
 
 def build_camera_system(config: dict[str, Any]) -> CameraSystem:
-    """Builds the (simulated) camera system of a validated configuration.
+    """Builds the camera system of a validated configuration.
+
+    ``backend`` selects the simulator, an INDI server (``indi:`` section) or an
+    ASCOM Alpaca server (``alpaca:`` section).
 
     Cameras without their own ``image_namer`` write to
     ``<data_dir>/<image_dir>/<image_name>`` from the ``actor`` section.
@@ -260,4 +263,15 @@ def build_camera_system(config: dict[str, Any]) -> CameraSystem:
         entry.setdefault("image_namer", namer)
         cameras[name] = entry
     system_config = {**config, "cameras": cameras}
-    return SimulatedCameraSystem(camera_config=system_config)
+    backend = config.get("backend", "simulator")
+    if backend == "simulator":
+        return SimulatedCameraSystem(camera_config=system_config)
+    if backend == "indi":
+        from camera_core.backends.indi import INDICameraSystem
+
+        return INDICameraSystem(camera_config=system_config)
+    if backend == "alpaca":
+        from camera_core.backends.alpaca import AlpacaCameraSystem
+
+        return AlpacaCameraSystem(camera_config=system_config)
+    raise ValueError(f"Unknown backend {backend!r}; use simulator, indi or alpaca.")

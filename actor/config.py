@@ -159,7 +159,37 @@ CONFIG_SCHEMA: Mapping[str, Any] = _freeze(
                 "additionalProperties": False,
                 "properties": _ACTOR_KEYS,
             },
+            "backend": {
+                "enum": ["simulator", "indi", "alpaca"],
+                "default": "simulator",
+                "description": "Which camera system drives the cameras.",
+            },
             "simulator": {"type": ["object", "null"]},
+            "indi": {
+                "type": ["object", "null"],
+                "additionalProperties": False,
+                "description": "INDI server of the indi backend.",
+                "properties": {
+                    "host": {"type": "string", "minLength": 1, "default": "127.0.0.1"},
+                    "port": {**_PORT, "default": 7624},
+                    "timeout": {"type": "number", "exclusiveMinimum": 0, "default": 5},
+                },
+            },
+            "alpaca": {
+                "type": ["object", "null"],
+                "additionalProperties": False,
+                "description": "Alpaca server of the alpaca backend.",
+                "properties": {
+                    "host": {"type": "string", "minLength": 1, "default": "127.0.0.1"},
+                    "port": {**_PORT, "default": 11111},
+                    "devices": {
+                        "type": ["array", "null"],
+                        "items": {"type": "integer", "minimum": 0},
+                        "default": None,
+                    },
+                    "timeout": {"type": "number", "exclusiveMinimum": 0, "default": 5},
+                },
+            },
             "cameras": {
                 "type": ["object", "null"],
                 "additionalProperties": {"type": ["object", "null"]},
@@ -234,9 +264,13 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
         if len(messages) == 1:
             raise ConfigError(messages[0])
         raise ConfigError(f"{len(messages)} problems: " + "; ".join(messages))
-    for section in ("actor", "simulator", "cameras"):
+    for section in ("actor", "simulator", "cameras", "indi", "alpaca"):
         if data.get(section) is None:
             data[section] = {}
+    data.setdefault("backend", "simulator")
+    for section in ("indi", "alpaca"):
+        for key, spec in CONFIG_SCHEMA["properties"][section]["properties"].items():
+            data[section].setdefault(key, _thaw(spec["default"]))
     actor = data["actor"]
     for key, spec in CONFIG_SCHEMA["properties"]["actor"]["properties"].items():
         if key not in actor:
