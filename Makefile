@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CONFIG ?= etc/camactor.yml
 
-.PHONY: run test lint install broker clean
+.PHONY: run test lint install broker devices clean
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh
 	bash scripts/bootstrap.sh $(VENV)
@@ -15,14 +15,17 @@ install: $(STAMP)
 broker:
 	bash scripts/ensure_broker.sh
 
+devices:
+	bash scripts/ensure_devices.sh
+
 run: install broker
 	$(PY) -m actor -c $(CONFIG) actor --foreground
 
 lint: install
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff format --check camera_core actor tests benchmarks
 
-test: install broker
+test: install broker devices
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest
 
