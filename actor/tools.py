@@ -232,3 +232,62 @@ def is_number(token: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def fail_if_busy(command: Command, cameras: list[BaseCamera]) -> bool:
+    """Fails the command if any camera is exposing; returns whether it did."""
+    busy = [camera.name for camera in cameras if camera.exposing]
+    if busy:
+        command.fail(error=f"camera {', '.join(busy)} is busy")
+        return True
+    return False
+
+
+async def finish_per_camera(
+    command: Command,
+    cameras: list[BaseCamera],
+    func: Callable[[BaseCamera], Awaitable[Any]],
+    timeout: float | None = None,
+) -> None:
+    """Runs ``func`` on each camera, then finishes the command or fails it.
+
+    The command fails (with one ``error`` keyword per failed camera) if any
+    camera failed, and finishes otherwise.
+    """
+    _, errors = await run_per_camera(cameras, func, timeout=timeout)
+    if errors:
+        fail_per_camera(command, errors)
+    else:
+        command.finish()
+
+
+async def interrupt(
+    command: Command,
+    names: Iterable[str],
+    action: Callable[[BaseCamera], Awaitable[Any]],
+    verb: str,
+    past: str,
+    check_cameras: bool = True,
+) -> None:
+    """Ends the exposures in progress with ``action`` (abort or stop).
+
+    Any ``expose --count`` sequence on those cameras ends too. Fails if no
+    selected camera is exposing.
+    """
+    selected = get_cameras(command, names, check_cameras=check_cameras)
+    if selected is None:
+        return
+    exposing = [camera for camera in selected if camera.exposing]
+    if not exposing:
+        command.fail(error=f"No exposure in progress to {verb}.")
+        return
+    for camera in exposing:
+        sequence = command.actor.sequences.get(camera.name)
+        if sequence is not None:
+            sequence.finish_requested = True
+    _, errors = await run_per_camera(exposing, action)
+    if errors:
+        fail_per_camera(command, errors)
+    else:
+        done = ", ".join(camera.name for camera in exposing)
+        command.finish(text=f"{past.capitalize()} {done}.")

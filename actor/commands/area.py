@@ -8,7 +8,8 @@ from clu.parsers.click import CluCommand
 
 from camera_core import BaseCamera, ImageAreaMixIn
 
-from ..tools import fail_per_camera, get_cameras, require, run_per_camera, split_values
+from ..keywords import area_keyword
+from ..tools import fail_if_busy, finish_per_camera, get_cameras, require, split_values
 
 
 @click.command(cls=CluCommand)
@@ -27,22 +28,12 @@ async def area(command: Command, args: tuple[str, ...], reset: bool):
     cameras = get_cameras(command, names)
     if cameras is None or not require(command, cameras, ImageAreaMixIn, "image area"):
         return
-    busy = [camera.name for camera in cameras if camera.exposing]
-    if (values or reset) and busy:
-        return command.fail(error=f"camera {', '.join(busy)} is busy")
+    if (values or reset) and fail_if_busy(command, cameras):
+        return
 
     async def apply(camera: BaseCamera) -> None:
         if values or reset:
-            x0, x1, y0, y1 = await camera.set_image_area(
-                tuple(values) if values else None
-            )
-        else:
-            x0, x1, y0, y1 = await camera.get_image_area()
-        command.info(
-            area={"camera": camera.name, "x0": x0, "x1": x1, "y0": y0, "y1": y1}
-        )
+            await camera.set_image_area(tuple(values) if values else None)
+        command.info(area=await area_keyword(camera))
 
-    _, errors = await run_per_camera(cameras, apply)
-    if errors:
-        return fail_per_camera(command, errors)
-    return command.finish()
+    await finish_per_camera(command, cameras, apply)

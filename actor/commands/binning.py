@@ -8,7 +8,8 @@ from clu.parsers.click import CluCommand
 
 from camera_core import BaseCamera, ImageAreaMixIn
 
-from ..tools import fail_per_camera, get_cameras, require, run_per_camera, split_values
+from ..keywords import binning_keyword
+from ..tools import fail_if_busy, finish_per_camera, get_cameras, require, split_values
 
 
 @click.command(cls=CluCommand)
@@ -22,20 +23,12 @@ async def binning(command: Command, args: tuple[str, ...]):
     cameras = get_cameras(command, names)
     if cameras is None or not require(command, cameras, ImageAreaMixIn, "binning"):
         return
-    busy = [camera.name for camera in cameras if camera.exposing]
-    if values and busy:
-        return command.fail(error=f"camera {', '.join(busy)} is busy")
+    if values and fail_if_busy(command, cameras):
+        return
 
     async def apply(camera: BaseCamera) -> None:
         if values:
-            hbin, vbin = await camera.set_binning(*values)
-        else:
-            hbin, vbin = await camera.get_binning()
-        command.info(
-            binning={"camera": camera.name, "horizontal": hbin, "vertical": vbin}
-        )
+            await camera.set_binning(*values)
+        command.info(binning=await binning_keyword(camera))
 
-    _, errors = await run_per_camera(cameras, apply)
-    if errors:
-        return fail_per_camera(command, errors)
-    return command.finish()
+    await finish_per_camera(command, cameras, apply)

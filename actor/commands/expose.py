@@ -11,7 +11,14 @@ from clu.parsers.click import CluCommand
 
 from camera_core import BaseCamera
 
-from ..tools import fail_per_camera, get_cameras, is_number, split_values, to_json
+from ..tools import (
+    fail_if_busy,
+    fail_per_camera,
+    get_cameras,
+    is_number,
+    split_values,
+    to_json,
+)
 
 
 @click.command(cls=CluCommand)
@@ -93,9 +100,8 @@ async def expose(
         return
     if filename is not None and (len(cameras) > 1 or count > 1):
         return command.fail(error="--filename needs a single camera and --count 1.")
-    busy = [camera.name for camera in cameras if camera.exposing]
-    if busy:
-        return command.fail(error=f"camera {', '.join(busy)} is busy")
+    if fail_if_busy(command, cameras):
+        return
 
     actor = command.actor
     sequences = {

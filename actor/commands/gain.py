@@ -10,7 +10,8 @@ from clu.parsers.click import CluCommand
 
 from camera_core import BaseCamera, GainMixIn
 
-from ..tools import fail_per_camera, get_cameras, require, run_per_camera, to_json
+from ..keywords import gain_keyword
+from ..tools import fail_if_busy, finish_per_camera, get_cameras, require
 
 
 @click.command(cls=CluCommand)
@@ -30,28 +31,15 @@ async def gain(
     if selected is None or not require(command, selected, GainMixIn, "gain control"):
         return
     changing = gain_value is not None or offset is not None or readout_mode is not None
-    busy = [camera.name for camera in selected if camera.exposing]
-    if changing and busy:
-        return command.fail(error=f"camera {', '.join(busy)} is busy")
+    if changing and fail_if_busy(command, selected):
+        return
 
     async def apply(camera: BaseCamera) -> None:
         if changing:
             await _set_all(camera, gain_value, offset, readout_mode)
-        command.info(
-            gain=to_json(
-                {
-                    "camera": camera.name,
-                    "gain": await camera.get_gain(),
-                    "offset": await camera.get_offset(),
-                    "readout_mode": await camera.get_readout_mode(),
-                }
-            )
-        )
+        command.info(gain=await gain_keyword(camera))
 
-    _, errors = await run_per_camera(selected, apply)
-    if errors:
-        return fail_per_camera(command, errors)
-    return command.finish()
+    await finish_per_camera(command, selected, apply)
 
 
 async def _set_all(

@@ -8,7 +8,8 @@ from clu.parsers.click import CluCommand
 
 from camera_core import BaseCamera, ShutterMixIn
 
-from ..tools import fail_per_camera, get_cameras, require, run_per_camera
+from ..keywords import shutter_keyword
+from ..tools import fail_if_busy, finish_per_camera, get_cameras, require
 
 
 @click.command(cls=CluCommand)
@@ -23,20 +24,14 @@ async def shutter(command: Command, cameras: tuple[str, ...], open_: bool, close
     selected = get_cameras(command, cameras)
     if selected is None or not require(command, selected, ShutterMixIn, "shutter"):
         return
-    busy = [camera.name for camera in selected if camera.exposing]
-    if position is not None and busy:
-        return command.fail(error=f"camera {', '.join(busy)} is busy")
+    if position is not None and fail_if_busy(command, selected):
+        return
 
     async def move(camera: BaseCamera) -> None:
         if position is None:
             is_open = await camera.get_shutter()
         else:
             is_open = await camera.set_shutter(position == "open")
-        command.info(
-            shutter={"camera": camera.name, "shutter": "open" if is_open else "closed"}
-        )
+        command.info(shutter=shutter_keyword(camera, is_open))
 
-    _, errors = await run_per_camera(selected, move)
-    if errors:
-        return fail_per_camera(command, errors)
-    return command.finish()
+    await finish_per_camera(command, selected, move)

@@ -14,6 +14,13 @@ from camera_core import (
     ShutterMixIn,
 )
 
+from ..keywords import (
+    area_keyword,
+    binning_keyword,
+    gain_keyword,
+    shutter_keyword,
+    temperature_keyword,
+)
 from ..tools import get_cameras, to_json
 
 
@@ -65,31 +72,11 @@ async def report_camera(command: Command, camera: BaseCamera) -> None:
     if not camera.connected:
         return
     if isinstance(camera, CoolerMixIn):
-        command.info(
-            temperature=to_json({"camera": camera.name, **await camera.cooler_status()})
-        )
+        command.info(temperature=await temperature_keyword(camera))
     if isinstance(camera, ImageAreaMixIn):
-        hbin, vbin = await camera.get_binning()
-        command.info(
-            binning={"camera": camera.name, "horizontal": hbin, "vertical": vbin}
-        )
-        x0, x1, y0, y1 = await camera.get_image_area()
-        command.info(
-            area={"camera": camera.name, "x0": x0, "x1": x1, "y0": y0, "y1": y1}
-        )
+        command.info(binning=await binning_keyword(camera))
+        command.info(area=await area_keyword(camera))
     if isinstance(camera, ShutterMixIn):
-        is_open = await camera.get_shutter()
-        command.info(
-            shutter={"camera": camera.name, "shutter": "open" if is_open else "closed"}
-        )
+        command.info(shutter=shutter_keyword(camera, await camera.get_shutter()))
     if isinstance(camera, GainMixIn):
-        command.info(
-            gain=to_json(
-                {
-                    "camera": camera.name,
-                    "gain": await camera.get_gain(),
-                    "offset": await camera.get_offset(),
-                    "readout_mode": await camera.get_readout_mode(),
-                }
-            )
-        )
+        command.info(gain=await gain_keyword(camera))

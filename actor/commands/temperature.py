@@ -8,13 +8,12 @@ from clu.parsers.click import CluCommand
 
 from camera_core import BaseCamera, CoolerMixIn
 
+from ..keywords import temperature_keyword
 from ..tools import (
-    fail_per_camera,
+    finish_per_camera,
     get_cameras,
     require,
-    run_per_camera,
     split_values,
-    to_json,
 )
 
 
@@ -47,8 +46,7 @@ async def temperature(
     if set_point is None:
         if ramp is not None or timeout is not None:
             return command.fail(error="--ramp and --timeout need a TEMPERATURE.")
-        _, errors = await run_per_camera(cameras, lambda c: report(command, c))
-        return fail_per_camera(command, errors) if errors else command.finish()
+        return await finish_per_camera(command, cameras, lambda c: report(command, c))
 
     async def set_and_wait(camera: BaseCamera) -> None:
         reached = await camera.set_temperature(set_point, ramp=ramp, timeout=timeout)
@@ -56,13 +54,9 @@ async def temperature(
             raise RuntimeError("the set point was changed by another command")
         await report(command, camera)
 
-    _, errors = await run_per_camera(cameras, set_and_wait)
-    if errors:
-        return fail_per_camera(command, errors)
-    return command.finish()
+    await finish_per_camera(command, cameras, set_and_wait)
 
 
 async def report(command: Command, camera: BaseCamera) -> None:
     """Writes the ``temperature`` keyword of one camera."""
-    status = await camera.cooler_status()
-    command.info(temperature=to_json({"camera": camera.name, **status}))
+    command.info(temperature=await temperature_keyword(camera))
