@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
+import aiormq
 import click
 from clu import Command
 from clu.actor import AMQPActor, JSONActor
@@ -157,7 +158,30 @@ class CameraActor(BaseCameraActor, AMQPActor):
 
     Malformed messages (not JSON, no ``command_string``, too large) get a
     terminal ``f`` reply instead of being dropped.
+
+    CLU binds every client's replies queue to ``reply.#``, so each one receives
+    every reply on the bus. This actor never reads other actors' replies, so
+    its queue only gets the replies to its own commands (``reply.<name>.#``).
     """
+
+    async def start(self, **kwargs: Any):
+        """Starts the actor with a replies queue that ignores the bus."""
+        await super().start(**kwargs)
+        exchange = self.connection.exchange
+        await self.replies_queue.bind(exchange, routing_key=f"reply.{self.name}.#")
+        await self.replies_queue.unbind(exchange, routing_key="reply.#")
+        return self
+
+    async def _write_internal(self, reply: Any, write_to_log: bool = True) -> None:
+        """Publishes a reply; one nobody listens to is dropped, not an error.
+
+        Replies are published as mandatory, so the broker returns those with no
+        queue to go to (a commander that left, a broadcast with no client).
+        """
+        try:
+            await super()._write_internal(reply, write_to_log=write_to_log)
+        except aiormq.exceptions.PublishError as err:
+            self.log.debug(f"Reply not delivered (no listener): {err}")
 
     async def new_command(
         self, message: aio_pika.abc.AbstractIncomingMessage, ack: bool = True

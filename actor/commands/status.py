@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 from clu import Command
 from clu.parsers.click import CluCommand
@@ -35,26 +37,29 @@ async def status(command: Command, cameras: tuple[str, ...]):
             return
     else:  # every handled camera, connected or not
         selected = list(actor.camera_system.cameras)
-    command.info(default_cameras=list(actor.default_cameras))
+    defaults = list(actor.default_cameras)
     if not selected:
-        return command.finish(text="No cameras connected.")
+        return command.finish(text="No cameras connected.", default_cameras=defaults)
     errors = []
     for camera in selected:
         try:
-            await report_camera(command, camera)
+            command.info(**await camera_keywords(command, camera))
         except Exception as err:  # one broken camera must not hide the others
             errors.append(camera.name)
             command.warning(error={"camera": camera.name, "error": str(err)})
     if errors:
-        return command.fail(error=f"Could not read the status of {', '.join(errors)}.")
-    return command.finish()
+        return command.fail(
+            error=f"Could not read the status of {', '.join(errors)}.",
+            default_cameras=defaults,
+        )
+    return command.finish(default_cameras=defaults)
 
 
-async def report_camera(command: Command, camera: BaseCamera) -> None:
-    """Writes the status keywords of one camera."""
+async def camera_keywords(command: Command, camera: BaseCamera) -> dict[str, Any]:
+    """Every status keyword of one camera, to be sent as a single reply."""
     info = camera.get_status(update=True)
-    command.info(
-        status=to_json(
+    keywords: dict[str, Any] = {
+        "status": to_json(
             {
                 "camera": camera.name,
                 "uid": camera.uid,
@@ -66,17 +71,18 @@ async def report_camera(command: Command, camera: BaseCamera) -> None:
                     if k not in ("name", "uid", "connected", "exposure")
                 },
             }
-        )
-    )
-    command.info(exposure_state=command.actor.bridge.exposure_state(camera.name))
+        ),
+        "exposure_state": command.actor.bridge.exposure_state(camera.name),
+    }
     if not camera.connected:
-        return
+        return keywords
     if isinstance(camera, CoolerMixIn):
-        command.info(temperature=await temperature_keyword(camera))
+        keywords["temperature"] = await temperature_keyword(camera)
     if isinstance(camera, ImageAreaMixIn):
-        command.info(binning=await binning_keyword(camera))
-        command.info(area=await area_keyword(camera))
+        keywords["binning"] = await binning_keyword(camera)
+        keywords["area"] = await area_keyword(camera)
     if isinstance(camera, ShutterMixIn):
-        command.info(shutter=shutter_keyword(camera, await camera.get_shutter()))
+        keywords["shutter"] = shutter_keyword(camera, await camera.get_shutter())
     if isinstance(camera, GainMixIn):
-        command.info(gain=await gain_keyword(camera))
+        keywords["gain"] = await gain_keyword(camera)
+    return keywords
