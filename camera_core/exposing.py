@@ -349,21 +349,21 @@ class ExposureControl:
         self._notify(CameraEvent.EXPOSURE_FLUSHING)
         task = asyncio.ensure_future(self._expose_internal(exposure, **kwargs))
         self._expose_task = task
-        limit = (exptime + margin) * self.time_factor
+        # The margin is wall-clock time: a small time_factor must not shrink the
+        # time a real computer needs to read and build the frame.
+        limit = exptime * self.time_factor + margin
         try:
             await asyncio.wait_for(asyncio.shield(task), limit)
         except TimeoutError:
             await self._cleanup_after_failure("timeout", task)
             raise ExposureTimeout(
                 f"Frame {index + 1} on {self.name} did not finish within "
-                f"{exptime + margin:g} s (exptime {exptime:g} s + readout margin "
-                f"{margin:g} s). Check the camera and its connection, or raise "
+                f"{limit:g} s (exptime {exptime:g} s + readout margin {margin:g} s). "
+                "Check the camera and its connection, or raise "
                 "exposure_timeout_margin."
             ) from None
         except asyncio.CancelledError:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+            await _cancel_and_wait(task, self.cancel_grace)
             raise
         data = exposure.data
         if data is None or getattr(data, "ndim", 0) != 2:
