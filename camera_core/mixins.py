@@ -385,8 +385,8 @@ class GainMixIn(metaclass=abc.ABCMeta):
     """Gain, offset and readout mode, validated against the camera limits."""
 
     @abc.abstractmethod
-    async def _get_gain_internal(self) -> float:
-        """Returns the gain."""
+    async def _get_gain_internal(self) -> float | None:
+        """Returns the gain, or `None` if it cannot be set on this device."""
 
     @abc.abstractmethod
     async def _set_gain_internal(self, gain: float) -> None:
@@ -406,9 +406,10 @@ class GainMixIn(metaclass=abc.ABCMeta):
     async def _set_readout_mode_internal(self, mode: str) -> None:
         raise CameraError("This camera has no selectable readout modes.")
 
-    async def get_gain(self) -> float:
-        """Returns the gain."""
-        return float(await self._get_gain_internal())
+    async def get_gain(self) -> float | None:
+        """Returns the gain, or `None` if the device has no adjustable gain."""
+        gain = await self._get_gain_internal()
+        return None if gain is None else float(gain)
 
     async def set_gain(self: Any, gain: float) -> float:
         """Sets the gain, checked against ``gains`` or ``gain_min``/``gain_max``."""
