@@ -7,6 +7,11 @@ the target stays unwritable after the retries, the frame goes to a spool
 directory together with a JSON sidecar that records where it was meant to go
 and its header. `recover` writes spooled frames to their targets later.
 
+Images and tile-compressed images are serialised by `camera_core.fitsio_fast`
+(one pass for conversion and checksums, tiles compressed on every core by
+`camera_core.compress`); anything it does not handle is written by astropy.
+Both give the same bytes.
+
 The functions that touch the disk are synchronous and meant to run in an
 executor; `write_hdulist` is the asynchronous entry point.
 """
@@ -28,6 +33,7 @@ from typing import Any
 from astropy.io import fits
 from astropy.time import Time
 
+from . import compress, fitsio_fast
 from .utils import run_in_executor
 
 __all__ = ["WriteResult", "recover", "write_atomic", "write_hdulist"]
@@ -139,14 +145,21 @@ def write_atomic(
     overwrite: bool = False,
     checksum: bool = True,
     gzip_level: int = 1,
-) -> None:
+) -> tuple[str | None, str | None]:
     """Writes an HDU list to ``target`` atomically (blocking).
 
     Files whose name ends in ``.gz`` are gzip-compressed as they are written,
     at ``gzip_level``, without re-opening the written file.
+
+    Returns
+    -------
+    sums
+        ``(DATASUM, CHECKSUM)`` of the first HDU with data.
     """
+    sums: list[tuple[str | None, str | None]] = []
 
     def write(raw: Any) -> None:
+        prepared = fitsio_fast.prepare(hdulist, checksum, compress.compress_hdu)
         if target.name.endswith(".gz"):
             with gzip.GzipFile(
                 fileobj=raw,
@@ -155,11 +168,19 @@ def write_atomic(
                 filename=target.name[:-3],
                 mtime=0,
             ) as gz:
-                hdulist.writeto(gz, checksum=checksum)
-        else:
+                if prepared is None:
+                    hdulist.writeto(gz, checksum=checksum)
+                else:
+                    fitsio_fast.write_stream(prepared, gz)
+        elif prepared is None:
             hdulist.writeto(raw, checksum=checksum)
+        else:
+            raw.flush()
+            fitsio_fast.write_fd(prepared, raw.fileno())
+        sums.append(_sums(hdulist) if prepared is None else prepared.sums())
 
     _atomic_stream(target, overwrite, write)
+    return sums[0]
 
 
 def _sums(hdulist: fits.HDUList) -> tuple[str | None, str | None]:
@@ -192,14 +213,13 @@ def _spool(
     error: str,
     overwrite: bool,
     fault_hook: FaultHook | None,
-) -> tuple[Path, Path]:
+) -> tuple[Path, Path, tuple[str | None, str | None]]:
     stamp = Time.now().utc.strftime("%Y%m%dT%H%M%S")
     exposure_id = str(metadata.get("exposure_id", "frame"))
     spool_file = spool_dir / f"{stamp}-{exposure_id}-{target.name}"
     if fault_hook is not None:
         fault_hook(spool_file, True)
-    write_atomic(hdulist, spool_file, False, checksum, gzip_level)
-    datasum, check = _sums(hdulist)
+    datasum, check = write_atomic(hdulist, spool_file, False, checksum, gzip_level)
     sidecar = {
         **metadata,
         "target": str(target),
@@ -214,7 +234,7 @@ def _spool(
     sidecar_path = spool_file.with_name(spool_file.name + ".json")
     text = json.dumps(sidecar, indent=1, default=str).encode()
     _atomic_stream(sidecar_path, False, lambda raw: raw.write(text))
-    return spool_file, sidecar_path
+    return spool_file, sidecar_path, (datasum, check)
 
 
 async def write_hdulist(
@@ -252,10 +272,9 @@ async def write_hdulist(
     while attempts <= retries:
         attempts += 1
         try:
-            await run_in_executor(
+            datasum, check = await run_in_executor(
                 _attempt, hdulist, target, overwrite, checksum, gzip_level, fault_hook
             )
-            datasum, check = _sums(hdulist)
             return WriteResult(target, target, False, datasum, check, None, attempts)
         except _PERMANENT as err:  # retrying cannot help: spool at once
             last_error = err
@@ -269,7 +288,7 @@ async def write_hdulist(
     if spool_dir is None:
         raise last_error
     try:
-        spool_file, sidecar = await run_in_executor(
+        spool_file, sidecar, (datasum, check) = await run_in_executor(
             _spool,
             hdulist,
             target,
@@ -287,7 +306,6 @@ async def write_hdulist(
             f"could not write {target} ({error}) nor spool it to {spool_dir} "
             f"({spool_err})",
         ) from spool_err
-    datasum, check = _sums(hdulist)
     exists = isinstance(last_error, FileExistsError)
     return WriteResult(
         target, spool_file, True, datasum, check, error, attempts, sidecar, exists
@@ -301,10 +319,10 @@ def _attempt(
     checksum: bool,
     gzip_level: int,
     fault_hook: FaultHook | None,
-) -> None:
+) -> tuple[str | None, str | None]:
     if fault_hook is not None:
         fault_hook(target, False)
-    write_atomic(hdulist, target, overwrite, checksum, gzip_level)
+    return write_atomic(hdulist, target, overwrite, checksum, gzip_level)
 
 
 @dataclasses.dataclass
