@@ -9,6 +9,7 @@ skipped.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -17,7 +18,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,30 @@ def make_config(directory: Path, **camera: Any) -> Path:
     return path
 
 
+#: ``prctl`` option: the signal a process gets when its parent dies (Linux).
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` making the child get SIGTERM when this process dies.
+
+    Without it a server outlives a pytest that is killed (SIGKILL, OOM, a CI
+    timeout) and keeps its port and CPU. `None` where ``prctl`` is missing.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    parent = os.getpid()
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork
+
+    def preexec() -> None:  # runs in the child between fork and exec
+        if prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
+            os._exit(126)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(0)
+
+    return preexec
+
+
 def simulator_executable() -> str:
     """The ``alpaca-simulators`` script of this environment."""
     local = Path(sys.executable).with_name("alpaca-simulators")
@@ -106,9 +131,16 @@ class AlpacaServer:
         Where the configuration, the star catalogue and the log go.
     port
         The port; a free one if `None`.
+    camera
+        Camera 0 settings on top of `CAMERA_SETTINGS` (e.g. ``offsets``).
     """
 
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        port: int | None = None,
+        camera: dict[str, Any] | None = None,
+    ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         self.host = "127.0.0.1"
@@ -116,7 +148,7 @@ class AlpacaServer:
         self.port = free_port() if port is None else port
         self._log_start = 0
         self._returncode: int | None = None
-        self.config_path = make_config(directory)
+        self.config_path = make_config(directory, **(camera or {}))
         self.log_path = directory / "alpaca-simulators.log"
         self.process: subprocess.Popen | None = None
 
@@ -163,6 +195,7 @@ class AlpacaServer:
                 stderr=subprocess.STDOUT,
                 cwd=self.directory,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                preexec_fn=die_with_parent(),
             )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
@@ -239,3 +272,68 @@ def own_alpaca_server(tmp_path: Path) -> Iterator[AlpacaServer]:
     server = AlpacaServer(tmp_path / "alpaca").start()
     yield server
     server.stop()
+
+
+def device_value(server: AlpacaServer, name: str) -> Any:
+    """A camera 0 property read straight from the server (not through us)."""
+    answer = requests.get(f"{server.url}/api/v1/camera/0/{name}", timeout=5)
+    return answer.json()["Value"]
+
+
+@pytest.fixture
+def sent_puts(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict]]:
+    """Every PUT the backend's device objects send, as (attribute, form data)."""
+    from camera_core.backends.alpaca_protocol import AlpacaCameraDevice
+
+    sent: list[tuple[str, dict]] = []
+    put = AlpacaCameraDevice._put
+
+    def spy(self: Any, attribute: str, tmo: Any = None, **data: Any) -> Any:
+        sent.append((attribute, data))
+        return put(self, attribute, tmo, **data)
+
+    monkeypatch.setattr(AlpacaCameraDevice, "_put", spy)
+    return sent
+
+
+def start_server_in_child(directory: Path) -> tuple[subprocess.Popen, int]:
+    """Starts a server from a child Python process, as pytest would.
+
+    Returns the child and the server's PID, so a test can kill the child
+    without cleanup and see whether the server outlives it.
+    """
+    script = (
+        "import sys, time; from pathlib import Path; sys.path.insert(0, sys.argv[1])\n"
+        "from alpaca_fixtures import AlpacaServer\n"
+        "server = AlpacaServer(Path(sys.argv[2])).start()\n"
+        "print(server.process.pid, flush=True); time.sleep(120)\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, str(Path(__file__).parent), str(directory)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    line = child.stdout.readline()
+    if not line.strip():
+        child.kill()
+        pytest.fail(f"the child could not start a server (exit {child.wait()})")
+    return child, int(line)
+
+
+def process_ends(pid: int, timeout: float) -> bool:
+    """Whether a process ends within ``timeout`` s (a zombie counts as ended)."""
+
+    def running() -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except FileNotFoundError:
+            return False
+
+    deadline = time.monotonic() + timeout
+    while running():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
