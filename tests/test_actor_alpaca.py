@@ -27,7 +27,7 @@ from actor_test_helpers import (
     ok,
     wait_for,
 )
-from alpaca_fixtures import AlpacaServer
+from alpaca_fixtures import AlpacaServer, device_value
 from astropy.io import fits
 from astropy.time import Time
 
@@ -178,6 +178,20 @@ async def test_offset_and_readout_mode_set_and_read_back(aactor, client):
 async def test_gain_set_and_read_back(aactor, client):
     command = await ok(client, aactor, f"gain {NAME} --gain 3")
     assert keywords(command, "gain")[-1]["gain"] == 3.0
+
+
+async def test_gain_read_back_is_the_listed_value(aactor, client, alpaca, tmp_path):
+    # The device's Gain is an index into Gains ("1".."10"): the configured index
+    # 1 is the gain "2". Nothing is set here, so the Gain setter's deviation
+    # plays no part.
+    index = device_value(alpaca, "gain")
+    listed = float(device_value(alpaca, "gains")[index])
+    assert listed != index  # a raw index would not pass for the value
+    command = await ok(client, aactor, f"gain {NAME}")
+    assert keywords(command, "gain")[-1]["gain"] == listed
+    await ok(client, aactor, f"expose {NAME} --bias", time_limit=20)
+    header, _ = image(fits_files(tmp_path, NAME)[0])
+    assert header["GAIN"] == listed
 
 
 async def test_gain_outside_the_cameras_list_is_refused(aactor, client):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -15,7 +17,12 @@ import numpy as np
 import pytest
 import requests
 from alpaca import exceptions as ascom
-from alpaca_fixtures import AlpacaServer
+from alpaca_fixtures import (
+    AlpacaServer,
+    device_value,
+    process_ends,
+    start_server_in_child,
+)
 from astropy.io import fits
 from astropy.time import Time
 
@@ -34,7 +41,9 @@ from camera_core.backends.alpaca_protocol import ascom_error, parse_imagebytes
 pytestmark = pytest.mark.timeout(60)
 
 
-def make_system(server: AlpacaServer, tmp_path: Path, **alpaca) -> AlpacaCameraSystem:
+def make_system(
+    server: AlpacaServer, tmp_path: Path, camera: dict | None = None, **alpaca
+) -> AlpacaCameraSystem:
     config = {
         "alpaca": {"host": server.host, "port": server.port, "timeout": 2, **alpaca},
         "cameras": {
@@ -47,6 +56,7 @@ def make_system(server: AlpacaServer, tmp_path: Path, **alpaca) -> AlpacaCameraS
                     "basename": "{camera.name}-{num:04d}.fits",
                     "dirname": str(tmp_path / "data"),
                 },
+                **(camera or {}),
             }
         },
     }
@@ -74,12 +84,6 @@ class Recorder(EventListener):
 
     def events(self) -> list[CameraEvent]:
         return [event for _, event, _ in self.seen]
-
-
-def device_value(server: AlpacaServer, name: str):
-    """A camera 0 property read straight from the server (not through us)."""
-    answer = requests.get(f"{server.url}/api/v1/camera/0/{name}", timeout=5)
-    return answer.json()["Value"]
 
 
 async def wait_until(predicate, timeout: float) -> None:
@@ -131,6 +135,8 @@ def test_indexed_settings_use_numeric_names_or_indices():
     gains = IndexedSetting.from_names(["1", "2", "4"])
     assert gains.values == (1.0, 2.0, 4.0) and gains.index(4) == 2
     assert IndexedSetting.from_names(["Low", "High"]).values == (0.0, 1.0)
+    offsets = IndexedSetting.from_names(["0.5", "2"], integers=True)
+    assert offsets.values == (0.0, 1.0)  # offsets are integers: positions
     with pytest.raises(CameraError, match="outside its own list"):
         gains.value(3, "gain")
 
@@ -160,6 +166,26 @@ async def test_connect_reads_limits_and_capabilities(acam: AlpacaCamera):
     assert caps["shutter"] is False  # ASCOM has no manual shutter control
     status = acam.get_status(update=True)
     assert status["sensor_name"] == "Simulator Sensor" and status["has_shutter"]
+
+
+async def test_configured_limits_narrow_the_devices(alpaca, tmp_path):
+    limits = {"exptime_max": 10, "max_binning": [2, 2], "gains": [1, 2, 3, 50]}
+    limits.update(offset_max=50, readout_modes=["Normal", "Turbo"])  # 50 > 2
+    system = make_system(alpaca, tmp_path, camera={"limits": limits})
+    camera = await system.add_camera(name="acam")
+    try:
+        got = camera.limits
+        assert (got.exptime_max, got.max_binning, got.offset_max) == (10, (2, 2), 2)
+        assert got.gains == [1.0, 2.0, 3.0] and got.readout_modes == ["Normal"]
+        with pytest.raises(CameraError):
+            await camera.set_binning(4)
+        with pytest.raises(CameraError):
+            await camera.expose(11.0, image_type="dark")
+        await camera.disconnect()
+        await camera.connect()  # narrowed from the configuration again
+        assert camera.limits.exptime_max == 10
+    finally:
+        await system.disconnect()
 
 
 async def test_light_frame_with_binned_roi(acam: AlpacaCamera):
@@ -221,6 +247,28 @@ async def test_remaining_comes_from_percent_completed(acam: AlpacaCamera):
     assert all(abs(r / 1.5 * 100 - round(r / 1.5 * 100)) < 1e-6 for r in seen)
 
 
+async def test_aborted_exposure_does_not_leak_into_the_next(
+    own_alpaca_server: AlpacaServer, tmp_path
+):
+    # The simulator keeps an aborted exposure running and posts its image
+    # later; real cameras may do the same. It must never become the next frame.
+    fast = {"exposure_poll_interval": 0.01}  # polls catch a stale image sooner
+    system = make_system(own_alpaca_server, tmp_path, camera=fast)
+    camera = await system.add_camera(name="acam")
+    try:
+        for _ in range(2):  # each round used to fail most of the time
+            task = asyncio.create_task(camera.expose(2.0))
+            await wait_until(lambda: camera.progress.phase.value == "integrating", 3)
+            await asyncio.sleep(0.9)
+            assert await camera.abort() is True
+            with pytest.raises(ExposureAborted):
+                await task
+            dark = await camera.expose(2.0, image_type="dark")
+            assert dark.data.max() < 5000, "the aborted light frame came back"
+    finally:
+        await system.disconnect()
+
+
 async def test_abort_mid_exposure(own_alpaca_server: AlpacaServer, tmp_path):
     system = make_system(own_alpaca_server, tmp_path)
     camera = await system.add_camera(name="acam")
@@ -258,18 +306,38 @@ async def test_stop_ends_the_integration_early(acam: AlpacaCamera):
     raises=AssertionError,
     reason="simulator deviation: the Gain setter stores the value plus one",
 )
-async def test_gain_set_and_read_back(acam: AlpacaCamera):
-    assert await acam.set_gain(3.0) == 3.0
+async def test_gain_set_and_read_back(acam: AlpacaCamera, alpaca):
+    await acam.set_gain(3.0)
+    gains, index = device_value(alpaca, "gains"), device_value(alpaca, "gain")
+    assert gains[index] == "3"
+    assert await acam.get_gain() == 3.0
 
 
-async def test_gain_index_is_sent_to_the_device(acam: AlpacaCamera, alpaca):
+async def test_gain_index_is_sent_to_the_device(acam: AlpacaCamera, sent_puts):
     await acam.set_gain(3.0)  # "3" is index 2 of Gains: we must send 2, not 3
-    # A correct server stores 2; this simulator stores the value plus one (a
-    # deviation we do not assert). Sending the value 3 would give 3 or 4.
-    assert device_value(alpaca, "gain") in (2, 3)
-    assert device_value(alpaca, "gain") != 4
+    assert [data for name, data in sent_puts if name == "gain"] == [{"Gain": 2}]
     with pytest.raises(CameraError, match="not one of"):
         await acam.set_gain(2.5)
+
+
+async def test_numeric_offsets_are_values_like_gains(tmp_path, sent_puts):
+    server = AlpacaServer(
+        tmp_path / "alpaca", camera={"offsets": ["0", "10", "20"], "offset": 2}
+    ).start()
+    system = make_system(server, tmp_path)
+    try:
+        camera = await system.add_camera(name="acam")
+        assert (camera.limits.offset_min, camera.limits.offset_max) == (0, 20)
+        assert await camera.get_offset() == 20  # device index 2
+        assert await camera.set_offset(10) == 10
+        assert [d for name, d in sent_puts if name == "offset"] == [{"Offset": 1}]
+        with pytest.raises(CameraError, match="not one of"):
+            await camera.set_offset(15)
+        exposure = await camera.expose(0.0, image_type="bias", write=True)
+        assert fits.getheader(exposure.write_result.path)["OFFSET"] == 10
+    finally:
+        await system.disconnect()
+        server.stop()
 
 
 async def test_offset_and_readout_mode_round_trip(acam: AlpacaCamera, alpaca):
@@ -340,3 +408,13 @@ async def test_server_dying_mid_exposure_fails_it_clearly(
         assert camera.progress.phase.value == "failed"
     finally:
         await system.disconnect()
+
+
+def test_simulator_dies_with_the_test_process(tmp_path):
+    parent, server_pid = start_server_in_child(tmp_path / "alpaca")
+    parent.kill()  # a stand-in for pytest, killed without any cleanup
+    parent.wait(timeout=5)
+    gone = process_ends(server_pid, timeout=10)
+    if not gone:
+        os.kill(server_pid, signal.SIGKILL)
+    assert gone, "the server outlived its parent"

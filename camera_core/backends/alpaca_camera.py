@@ -33,6 +33,7 @@ from .alpaca_device import (
     AlpacaInfo,
     alpaca_fits_model,
     limits_of,
+    narrow_limits,
     poll_state,
     read_header,
     read_info,
@@ -67,8 +68,20 @@ class AlpacaCamera(
     ASCOM has no manual shutter control (``StartExposure`` opens it for light
     frames), so there is no shutter mix-in. Camera parameters besides those of
     `BaseCamera`: ``connection_params: {device_number: N}`` (else found by
-    UID), ``exposure_poll_interval`` (s, default 0.1) and ``image_timeout``
-    (s to download an image, default 60).
+    UID), ``exposure_poll_interval`` (s, default 0.1), ``image_timeout``
+    (s to download an image, default 60) and ``late_image_margin`` (s,
+    default 5; `None` for cameras known to end aborted exposures at once).
+    ``late_image_margin`` is how long after its end an aborted exposure may
+    still post its image.
+
+    Configured ``limits`` take precedence over the device's but only narrow
+    them (see `.narrow_limits`).
+
+    Some cameras (the simulator among them) keep an aborted exposure running
+    and post its image later, where it could be taken for the next frame.
+    After an abort, the next ``StartExposure`` therefore waits until the
+    aborted exposure has delivered its image or would have ended, plus
+    ``late_image_margin``, and the camera is idle.
 
     Attributes
     ----------
@@ -94,8 +107,13 @@ class AlpacaCamera(
         self._session = requests.Session()
         self._binning = (1, 1)
         self._area: tuple[int, int, int, int] | None = None
+        margin = params.get("late_image_margin", 5.0)
+        self.late_image_margin = None if margin is None else float(margin)
+        self._configured_limits = dataclasses.replace(self.limits)
         self._wanted: dict[str, Any] = {}  # device settings to restore on reconnect
         self._device_status: dict[str, Any] = {}
+        self._exposure_end: float | None = None  # loop time the exposure ends
+        self._aborted_end: float | None = None  # when an aborted exposure ends
 
     # Device calls.
 
@@ -152,7 +170,7 @@ class AlpacaCamera(
             raise CameraConnectionError(str(ascom_error(err, what, self.name))) from err
         self.info = info
         self.can_stop = info.can_stop
-        self.limits.update(**limits_of(info))
+        self.limits.update(**narrow_limits(limits_of(info), self._configured_limits))
         self._device_status = {
             "server": system.address,
             "device_number": number,
@@ -189,79 +207,6 @@ class AlpacaCamera(
         except Exception as err:  # a vanished server leaves nothing to disconnect
             self.log(f"Setting Connected=False failed: {err}", logging.WARNING)
 
-    # Frame geometry.
-
-    def _frame(
-        self, binning: tuple[int, int], area: tuple[int, int, int, int] | None
-    ) -> tuple[int, int, int, int]:
-        """Alpaca ``(StartX, StartY, NumX, NumY)`` (binned, 0-based) of an area."""
-        width, height = self.limits.width or 0, self.limits.height or 0
-        x0, x1, y0, y1 = area or (1, width, 1, height)
-        hbin, vbin = binning
-        start_x, start_y = (x0 - 1) // hbin, (y0 - 1) // vbin
-        num_x, num_y = (x1 - x0 + 1) // hbin, (y1 - y0 + 1) // vbin
-        if num_x < 1 or num_y < 1:
-            raise CameraError(
-                f"Area {area} is smaller than one {hbin}×{vbin} binned pixel."
-            )
-        return start_x, start_y, num_x, num_y
-
-    async def _push_frame(
-        self, binning: tuple[int, int], frame: tuple[int, int, int, int]
-    ) -> None:
-        device = self._require_device()
-        values = {
-            "BinX": binning[0],
-            "BinY": binning[1],
-            "StartX": frame[0],
-            "StartY": frame[1],
-            "NumX": frame[2],
-            "NumY": frame[3],
-        }
-
-        def push() -> None:
-            for name, value in values.items():  # binning first: it rescales Num
-                setattr(device, name, value)
-
-        await self._call(f"setting the frame {values}", push)
-        self._device_status.update(
-            binning=list(binning), frame=[frame[0], frame[1], frame[2], frame[3]]
-        )
-
-    async def _get_binning_internal(self) -> tuple[int, int]:
-        return self._binning
-
-    async def _set_binning_internal(self, hbin: int, vbin: int) -> None:
-        info = self.info
-        if info is not None and hbin != vbin and not info.can_asymmetric_bin:
-            raise CameraError(
-                f"Camera {self.name} cannot bin asymmetrically ({hbin}×{vbin})."
-            )
-        binning = (int(hbin), int(vbin))
-        await self._push_frame(binning, self._frame(binning, self._area))
-        self._binning = binning
-
-    def _effective_area(self) -> tuple[int, int, int, int]:
-        """The area the camera reads: the requested one rounded to the binning."""
-        hbin, vbin = self._binning
-        start_x, start_y, num_x, num_y = self._frame(self._binning, self._area)
-        return (
-            start_x * hbin + 1,
-            (start_x + num_x) * hbin,
-            start_y * vbin + 1,
-            (start_y + num_y) * vbin,
-        )
-
-    async def _get_image_area_internal(self) -> tuple[int, int, int, int]:
-        return self._effective_area()
-
-    async def _set_image_area_internal(
-        self, area: tuple[int, int, int, int] | None = None
-    ) -> None:
-        area = None if area is None else tuple(int(v) for v in area)  # type: ignore[assignment]
-        await self._push_frame(self._binning, self._frame(self._binning, area))
-        self._area = area
-
     # Exposing.
 
     async def _expose_internal(self, exposure: Any, **kwargs: Any) -> Any:
@@ -274,9 +219,19 @@ class AlpacaCamera(
         light = bool(exposure.shutter_open)
         frame = self._frame(self._binning, self._area)
         await self._push_frame(self._binning, frame)
-        await self._call(
-            f"starting a {duration:g} s exposure", device.StartExposure, duration, light
-        )
+        await self._wait_out_aborted_exposure(device)
+        # Set before the call: an abort may come while the request is in flight.
+        self._exposure_end = self.loop.time() + duration
+        try:
+            await self._call(
+                f"starting a {duration:g} s exposure",
+                device.StartExposure,
+                duration,
+                light,
+            )
+        except CameraError:
+            self._exposure_end = None
+            raise
         started = self.loop.time()
         self.device_header = await self._call(
             "reading the header values", read_header, device, info, self._binning
@@ -297,9 +252,48 @@ class AlpacaCamera(
                 f"for a {expected[1]}×{expected[0]} frame (did another client change "
                 "the binning or the area?)."
             )
+        self._exposure_end = None
         await self._read_exposure_times(device, exposure, stopped)
         exposure.data = data
         return exposure
+
+    async def _wait_out_aborted_exposure(self, device: AlpacaCameraDevice) -> None:
+        """Waits until an aborted exposure can no longer post its image.
+
+        That is once the camera is idle and either has the late image ready
+        (``StartExposure`` then discards it) or the aborted exposure would have
+        ended plus ``late_image_margin``. The wait takes at most half the
+        ``exposure_timeout_margin``, so that the frame itself still fits.
+
+        Raises
+        ------
+        ExposureError
+            If the aborted exposure is still to run for longer than that.
+        """
+        end = self._aborted_end
+        if end is None:
+            return
+        now = self.loop.time()
+        until = end + (self.late_image_margin or 0.0)
+        give_up = now + self.exposure_timeout_margin / 2
+        if end > give_up:
+            raise ExposureError(
+                f"Camera {self.name} may still post the image of the exposure "
+                f"aborted before, for {end - now:.0f} s more; expose again then (or "
+                "set late_image_margin to null if this camera ends aborted exposures)."
+            )
+        while True:
+            state, _, ready = await self._call(
+                "polling the camera state", poll_state, device, False
+            )
+            now = self.loop.time()
+            if state in (IDLE, ERROR) and (ready or now >= until):
+                break  # the late image is in, or no longer expected
+            if now >= give_up:
+                self.log("No late image from the aborted exposure; going on.", 30)
+                break  # StartExposure will say if the camera is still busy
+            await asyncio.sleep(self.exposure_poll_interval)
+        self._aborted_end = None
 
     def _enter_phase(self, state: int) -> None:
         """Emits the exposure events up to ``state``, each once, in order."""
@@ -320,7 +314,8 @@ class AlpacaCamera(
 
         The image is only accepted once ``duration`` has elapsed (unless the
         exposure was stopped), so an image left over from an earlier exposure
-        is never taken for this one.
+        is never taken for this one; and `_wait_out_aborted_exposure` made sure
+        no aborted exposure can still post one meanwhile.
         """
         self._phase = IDLE
         use_percent = True
@@ -380,6 +375,9 @@ class AlpacaCamera(
         device, info = self._device, self.info
         if device is None or info is None:
             return
+        end, self._exposure_end = self._exposure_end, None
+        if end is not None and self.late_image_margin is not None:
+            self._aborted_end = max(end, self._aborted_end or end)
         if info.can_abort:
             await self._call("aborting the exposure", device.AbortExposure)
         elif info.can_stop:  # end it; the frame is discarded anyway

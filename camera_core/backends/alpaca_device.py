@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from alpaca.camera import Camera
 
+from camera_core.capabilities import CameraLimits
 from camera_core.exceptions import CameraError
 from camera_core.models.builtin import basic_header_model
 from camera_core.models.card import Card
@@ -26,6 +27,7 @@ __all__ = [
     "IndexedSetting",
     "alpaca_fits_model",
     "limits_of",
+    "narrow_limits",
     "poll_state",
     "read_header",
     "read_info",
@@ -53,20 +55,29 @@ class IndexedSetting:
         The device's list of names.
     values
         The user-facing value of each index: the names as numbers when all of
-        them are numbers (e.g. ``["1", "2", "4"]``), else the indices.
+        them are (distinct) numbers, e.g. ``["1", "2", "4"]``, else the indices
+        (``["Low", "High"]`` gives 0 and 1). Gain and offset follow the same
+        rule, so the value a user sets is the value reported and written in
+        the header.
     """
 
     names: tuple[str, ...]
     values: tuple[float, ...]
 
     @classmethod
-    def from_names(cls, names: list[Any]) -> IndexedSetting:
-        """Builds the map from the device's list of names."""
+    def from_names(cls, names: list[Any], integers: bool = False) -> IndexedSetting:
+        """Builds the map from the device's list of names.
+
+        With ``integers`` the names count as numbers only if all are integers
+        (offsets are integers in `~camera_core.mixins.GainMixIn`).
+        """
         texts = tuple(str(name) for name in names)
         try:
             values = tuple(float(text) for text in texts)
-            if not all(math.isfinite(v) for v in values) or len(set(values)) != len(
-                values
+            if (
+                not all(math.isfinite(v) for v in values)
+                or len(set(values)) != len(values)
+                or (integers and not all(v == int(v) for v in values))
             ):
                 raise ValueError
         except ValueError:
@@ -195,7 +206,7 @@ def read_info(device: Camera) -> AlpacaInfo:
         info.gain_range = _range(device, "GainMin", "GainMax")
     offsets = optional(lambda: device.Offsets)
     if offsets:
-        info.offsets = IndexedSetting.from_names(offsets)
+        info.offsets = IndexedSetting.from_names(offsets, integers=True)
     else:
         info.offset_range = _range(device, "OffsetMin", "OffsetMax")
     modes = optional(lambda: device.ReadoutModes)
@@ -207,11 +218,14 @@ def read_info(device: Camera) -> AlpacaInfo:
 def limits_of(info: AlpacaInfo) -> dict[str, Any]:
     """The `~camera_core.capabilities.CameraLimits` values of a camera.
 
-    Listed gains are the values of `IndexedSetting`; listed offsets are
-    indices (0 to n-1). ASCOM has no set-point range, so none is set.
+    Listed gains and offsets are the values of `IndexedSetting` (listed
+    offsets give their smallest and largest value). ASCOM has no set-point
+    range, so none is set.
     """
+    offset_range: tuple[int, int] | None
     if info.offsets is not None:
-        offset_range: tuple[int, int] | None = (0, len(info.offsets.values) - 1)
+        values = info.offsets.values
+        offset_range = (int(min(values)), int(max(values)))
     else:
         offset_range = info.offset_range
     gain_range = info.gain_range
@@ -231,6 +245,45 @@ def limits_of(info: AlpacaInfo) -> dict[str, Any]:
             None if info.readout_modes is None else list(info.readout_modes)
         ),
     }
+
+
+#: Limits a configured value may only raise (lower bounds) or lower (upper ones).
+_LOWER_BOUNDS = ("exptime_min", "gain_min", "offset_min", "temperature_min")
+_UPPER_BOUNDS = (
+    "width",
+    "height",
+    "exptime_max",
+    "gain_max",
+    "offset_max",
+    "temperature_max",
+)
+
+
+def narrow_limits(device: dict[str, Any], configured: CameraLimits) -> dict[str, Any]:
+    """The device's limits narrowed by those of the configuration.
+
+    A configured limit takes precedence but can only narrow what the device
+    allows: the larger lower bound, the smaller upper bound and binning, the
+    device's gains and readout modes that are also configured. A configured
+    ``pixel_size`` replaces the device's.
+    """
+    merged = dict(device)
+    for field in dataclasses.fields(configured):
+        name = field.name
+        mine, theirs = getattr(configured, name), device.get(name)
+        if mine is None:
+            continue
+        if theirs is None or name == "pixel_size":
+            merged[name] = mine
+        elif name in _LOWER_BOUNDS:
+            merged[name] = max(mine, theirs)
+        elif name in _UPPER_BOUNDS:
+            merged[name] = min(mine, theirs)
+        elif name == "max_binning":
+            merged[name] = (min(mine[0], theirs[0]), min(mine[1], theirs[1]))
+        else:  # gains, readout_modes
+            merged[name] = [value for value in theirs if value in mine]
+    return merged
 
 
 def poll_state(device: Camera, with_percent: bool) -> tuple[int, Any, bool]:
@@ -312,7 +365,12 @@ def read_header(
         elif gain is not None and info.gains is not None:
             header.gain = _quiet(lambda: info.gains.value(gain, "gain"))
     if info.offsets is not None or info.offset_range is not None:
-        header.offset = _quiet(lambda: int(device.Offset))
+        offset = _quiet(lambda: int(device.Offset))
+        if offset is not None and info.offsets is None:
+            header.offset = offset
+        elif offset is not None and info.offsets is not None:
+            value = _quiet(lambda: info.offsets.value(offset, "offset"))
+            header.offset = None if value is None else int(value)
     if info.readout_modes:
         mode = _quiet(lambda: int(device.ReadoutMode))
         if mode is not None and 0 <= mode < len(info.readout_modes):
