@@ -97,6 +97,9 @@ class BaseCameraActor:
         self.sequences: dict[str, Sequence] = {}
         self.bridge = EventBridge(self)
         self.poll_interval = 1.0
+        #: Frames per camera written in the background while the next one is
+        #: taken; more wait (backpressure) so memory stays bounded.
+        self.write_queue = 2
 
     def set_default_cameras(self, cameras: str | list[str] | None = None) -> None:
         """Sets the cameras used when a command names none."""
@@ -255,6 +258,7 @@ class CameraActor(BaseCameraActor, AMQPActor):
             **connection,
         )
         actor.poll_interval = float(section.get("poll_interval", 1.0))
+        actor.write_queue = int(section.get("write_queue", 2))
         return actor
 
 

@@ -133,6 +133,12 @@ _ACTOR_KEYS = {
     "max_command_bytes": _key(
         "integer", 65536, "Larger command bodies are refused.", minimum=1
     ),
+    "write_queue": _key(
+        "integer",
+        2,
+        "Images per camera written while the next is taken; more wait.",
+        minimum=1,
+    ),
     "poll_interval": _key(
         "number", 1.0, "Seconds between camera poller checks.", exclusiveMinimum=0
     ),

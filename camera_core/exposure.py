@@ -88,6 +88,7 @@ class Exposure:
         self.write_result: WriteResult | None = None
         self._obstime: Time = Time.now()
         self._extra_hdus: list[tuple[fits.BinTableHDU | fits.ImageHDU, int | None]] = []
+        self._snapshot: tuple[fits.HDUList, str | None] | None = None
 
     @property
     def obstime(self) -> Time:
@@ -172,19 +173,10 @@ class Exposure:
         if self.filename is None:
             raise ExposureError("No filename: pass one or set Exposure.filename.")
         camera = self.camera
-        header_error: str | None = None
-        try:
-            hdulist = self.to_hdu(context=context)
-        except Exception as err:  # a broken header must never lose the frame
-            if self.data is None:
-                raise
-            header_error = f"{type(err).__name__}: {err}"
-            camera.log(
-                f"Header model failed ({header_error}); writing the "
-                "frame with a minimal header.",
-                level=40,
-            )
-            hdulist = self._fallback_hdulist(header_error)
+        if self._snapshot is not None and context is None:
+            hdulist, header_error = self._snapshot
+        else:
+            hdulist, header_error = self._evaluate(context)
         camera._notify(CameraEvent.EXPOSURE_WRITING, {"filename": self.filename})
         try:
             result = await write_hdulist(
@@ -245,6 +237,31 @@ class Exposure:
                 f"written to {result.path} with a minimal header. Fix the model."
             )
         return hdulist
+
+    def snapshot(self, context: dict[str, Any] | None = None) -> None:
+        """Evaluates the header now, for a `write` that happens later.
+
+        The header then describes the camera as it was when the frame was read
+        (temperature, binning, ...), even if the write is queued behind others.
+        """
+        self._snapshot = self._evaluate(context)
+
+    def _evaluate(
+        self, context: dict[str, Any] | None
+    ) -> tuple[fits.HDUList, str | None]:
+        """The HDU list and, if the header model failed, why (blocking-free)."""
+        try:
+            return self.to_hdu(context=context), None
+        except Exception as err:  # a broken header must never lose the frame
+            if self.data is None:
+                raise
+            header_error = f"{type(err).__name__}: {err}"
+            self.camera.log(
+                f"Header model failed ({header_error}); writing the "
+                "frame with a minimal header.",
+                level=40,
+            )
+            return self._fallback_hdulist(header_error), header_error
 
     def _fallback_hdulist(self, error: str) -> fits.HDUList:
         """A single-HDU list with the frame and a header that cannot fail."""

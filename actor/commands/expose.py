@@ -9,7 +9,7 @@ import click
 from clu import Command
 from clu.parsers.click import CluCommand
 
-from camera_core import BaseCamera
+from camera_core import BaseCamera, Exposure
 
 from ..tools import (
     fail_if_busy,
@@ -147,36 +147,34 @@ async def _run_sequence(
 
     async def one(camera: BaseCamera) -> None:
         sequence = sequences[camera.name]
-        for index in range(sequence.total):
-            if sequence.finish_requested:
-                return
-            sequence.current = index + 1
-            target = _target(camera, filename)
-            exposure = await camera.expose(
-                exptime,
-                image_type=image_type,
-                stack=stack,
-                filename=target,
-                num=None if num is None else num + index,
-                write=True,
-                postprocess=postprocess,
-                timeout_margin=timeout,
-            )
-            result = exposure.write_result
-            reply = command.warning if result.spooled else command.info
-            reply(
-                filename=to_json(
-                    {
-                        "camera": camera.name,
-                        "exposure_id": exposure.exposure_id,
-                        "filename": result.target,
-                        "path": result.path,
-                        "datasum": result.datasum,
-                        "checksum": result.checksum,
-                        "spooled": result.spooled,
-                    }
+        writes: set[asyncio.Task] = set()
+        try:
+            for index in range(sequence.total):
+                if sequence.finish_requested:
+                    return
+                await _wait_for_disk(command, camera, writes)
+                sequence.current = index + 1
+                exposure = await camera.expose(
+                    exptime,
+                    image_type=image_type,
+                    stack=stack,
+                    filename=_target(camera, filename),
+                    num=None if num is None else num + index,
+                    write=False,
+                    postprocess=postprocess,
+                    timeout_margin=timeout,
                 )
+                exposure.snapshot()  # the header describes the camera now
+                writes.add(asyncio.create_task(_write(command, exposure)))
+        finally:
+            # Frames already read are always written, even if the sequence
+            # failed or the command was cancelled.
+            outcomes = await asyncio.shield(
+                asyncio.gather(*writes, return_exceptions=True)
             )
+            for outcome in outcomes:
+                if isinstance(outcome, Exception):
+                    raise outcome
 
     async def guarded(camera: BaseCamera) -> None:
         try:
@@ -197,3 +195,46 @@ def _target(camera: BaseCamera, filename: str | None) -> str | None:
     if not path.is_absolute():
         path = camera.image_namer.get_dirname(camera) / path
     return str(path)
+
+
+async def _write(command: Command, exposure: Exposure) -> None:
+    """Writes a frame and reports its ``filename`` keyword."""
+    await exposure.write()
+    result = exposure.write_result
+    reply = command.warning if result.spooled else command.info
+    reply(
+        filename=to_json(
+            {
+                "camera": exposure.camera.name,
+                "exposure_id": exposure.exposure_id,
+                "filename": result.target,
+                "path": result.path,
+                "datasum": result.datasum,
+                "checksum": result.checksum,
+                "spooled": result.spooled,
+            }
+        )
+    )
+
+
+async def _wait_for_disk(
+    command: Command, camera: BaseCamera, writes: set[asyncio.Task]
+) -> None:
+    """Backpressure: waits while the camera has a full queue of frames to write.
+
+    At most ``actor.write_queue`` frames of a camera are written while it takes
+    the next one, so memory stays bounded when the disk is slower than the
+    camera. A write that failed ends the sequence with its error.
+    """
+    limit = command.actor.write_queue
+    while True:
+        for task in [task for task in writes if task.done()]:
+            writes.discard(task)
+            task.result()  # raises the write's error
+        if len(writes) < limit:
+            return
+        command.warning(
+            text=f"{camera.name}: waiting for the disk ({len(writes)} images "
+            "still being written)."
+        )
+        await asyncio.wait(writes, return_when=asyncio.FIRST_COMPLETED)
