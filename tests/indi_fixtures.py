@@ -14,6 +14,12 @@ indiserver's own ``-u`` socket is abstract, hence per namespace, so it cannot be
 the bridge. The namespace is held by the namespace forwarder; indiserver is
 started in it with ``nsenter`` and can be killed and restarted at will.
 
+Nothing outlives pytest, even when it is killed: every process is started with
+``setpriv --pdeathsig KILL``, so the kernel kills it when pytest dies;
+indiserver's drivers then read end of file and exit (a stopped driver is sent
+SIGHUP by the kernel, its process group being orphaned), and the forwarders
+also exit when their stdin closes. Teardown kills indiserver's process group.
+
 If a tool is missing or the namespace cannot be made, the fixtures fail loudly:
 they never skip.
 """
@@ -41,7 +47,9 @@ NS_PORT = 7624
 #: by up to one period.
 POLLING_MS = 100
 
-_TOOLS = ("indiserver", "indi_simulator_ccd", "unshare", "nsenter", "ip")
+DRIVER = "indi_simulator_ccd"
+
+_TOOLS = ("indiserver", DRIVER, "unshare", "nsenter", "setpriv", "ip")
 
 #: A stdlib-only TCP/unix forwarder. argv: LISTEN CONNECT, each "tcp:HOST:PORT"
 #: or "unix:PATH". Prints "READY <port>" once listening; exits when its stdin
@@ -128,6 +136,26 @@ def _read_ready(process: subprocess.Popen, what: str, timeout: float = 10.0) -> 
     )
 
 
+def _dies_with_pytest(command: list[str]) -> list[str]:
+    """``command``, killed by the kernel when pytest's main thread exits.
+
+    ``setpriv --pdeathsig`` sets PR_SET_PDEATHSIG and execs ``command``; the
+    setting survives the ``exec`` of nsenter and indiserver (not setuid). The
+    parent is the thread that started it: the fixtures run in the main thread.
+    """
+    return ["setpriv", "--pdeathsig", "KILL", "--", *command]
+
+
+def children(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (empty if it has exited)."""
+    found: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
 def _stop(process: subprocess.Popen | None, group: bool = False) -> None:
     """Terminates a process we started (its process group if ``group``)."""
     if process is None or process.poll() is not None:
@@ -193,20 +221,22 @@ class IndiServer:
         )
         pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE}
         self._namespace = subprocess.Popen(
-            ["unshare", "-n", "sh", "-c", inner],
+            _dies_with_pytest(["unshare", "-n", "sh", "-c", inner]),
             env={**os.environ, "FORWARDER": _FORWARDER},
             stderr=subprocess.PIPE,
             **pipes,
         )
         _read_ready(self._namespace, "network namespace (unshare -n, needs root)")
         self._bridge = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                _FORWARDER,
-                f"tcp:{self.host}:0",
-                f"unix:{self.socket_path}",
-            ],
+            _dies_with_pytest(
+                [
+                    sys.executable,
+                    "-c",
+                    _FORWARDER,
+                    f"tcp:{self.host}:0",
+                    f"unix:{self.socket_path}",
+                ]
+            ),
             stderr=subprocess.PIPE,
             **pipes,
         )
@@ -217,8 +247,13 @@ class IndiServer:
         """Whether indiserver is running."""
         return self._server is not None and self._server.poll() is None
 
-    def start(self, configure: bool = True, timeout: float = 20.0) -> None:
-        """Starts indiserver in the namespace and waits until the driver answers.
+    def start(
+        self,
+        configure: bool = True,
+        timeout: float = 20.0,
+        drivers: tuple[str, ...] = (DRIVER,),
+    ) -> None:
+        """Starts indiserver in the namespace and waits until the CCD answers.
 
         Parameters
         ----------
@@ -226,6 +261,8 @@ class IndiServer:
             Set ``POLLING_PERIOD.PERIOD_MS`` to `POLLING_MS`.
         timeout
             Seconds for the driver to define its properties.
+        drivers
+            The drivers indiserver runs, in this order (one must be `DRIVER`).
         """
         assert self._namespace is not None, "open() first"
         if self.running:
@@ -234,15 +271,17 @@ class IndiServer:
         log = open(self.workdir / f"indiserver-{self._starts}.log", "wb")
         with log:
             self._server = subprocess.Popen(
-                [
-                    "nsenter",
-                    f"--net=/proc/{self._namespace.pid}/ns/net",
-                    "--",
-                    "indiserver",
-                    "-p",
-                    str(NS_PORT),
-                    "indi_simulator_ccd",
-                ],
+                _dies_with_pytest(
+                    [
+                        "nsenter",
+                        f"--net=/proc/{self._namespace.pid}/ns/net",
+                        "--",
+                        "indiserver",
+                        "-p",
+                        str(NS_PORT),
+                        *drivers,
+                    ]
+                ),
                 env={**os.environ, "HOME": str(self.home)},
                 cwd=self.home,
                 stdin=subprocess.DEVNULL,
@@ -271,10 +310,40 @@ class IndiServer:
         assert self._server is not None and self.running
         os.killpg(self._server.pid, signal.SIGSTOP if frozen else signal.SIGCONT)
 
-    def restart(self, configure: bool = True) -> None:
+    def pid(self, process: str = DRIVER) -> int:
+        """The process id of ``"indiserver"`` or of one of its drivers."""
+        assert self._server is not None and self.running
+        if process == "indiserver":
+            return self._server.pid
+        for pid in children(self._server.pid):
+            with contextlib.suppress(OSError):
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                if Path(argv[0].decode()).name == process:
+                    return pid
+        raise LookupError(f"indiserver runs no {process}")
+
+    def freeze_one(self, process: str = DRIVER, frozen: bool = True) -> None:
+        """Stops (SIGSTOP) or continues one process: a driver, or indiserver.
+
+        A busy driver (e.g. a blocking USB readout) looks like a stopped one:
+        indiserver still runs, but the driver answers nothing, pings included.
+        A stopped indiserver holds back what its drivers send.
+        """
+        os.kill(self.pid(process), signal.SIGSTOP if frozen else signal.SIGCONT)
+
+    def pids(self) -> dict[str, int]:
+        """The process ids of both forwarders, indiserver and its CCD driver."""
+        started = [self._namespace, self._bridge, self._server]
+        names = ("namespace", "bridge", "indiserver")
+        pids = {n: p.pid for n, p in zip(names, started, strict=True) if p is not None}
+        if self.running:
+            pids["driver"] = self.pid(DRIVER)
+        return pids
+
+    def restart(self, configure: bool = True, drivers: tuple[str, ...] = (DRIVER,)):
         """Kills and starts indiserver again (device state is lost)."""
         self.kill()
-        self.start(configure=configure)
+        self.start(configure=configure, drivers=drivers)
 
     def close(self) -> None:
         """Stops indiserver and both forwarders."""

@@ -22,6 +22,8 @@ from indi_fixtures import DEVICE, IndiServer
 from actor.actor import CameraActor
 from camera_core import ExposurePhase
 from camera_core.backends.indi import INDICamera
+from camera_core.backends.indi_device import as_float
+from camera_core.backends.indi_waiters import event_is
 
 
 def indi_config(server: IndiServer, tmp_path: Path) -> dict[str, Any]:
@@ -157,14 +159,29 @@ async def test_gain_set_and_read_back(indi_actor, client, indi_server):
     assert indi_server.get_number("CCD_OFFSET", "OFFSET") == 100
 
 
-async def test_remaining_counts_down(indi_actor, client):
+async def test_remaining_counts_down(indi_actor, client, indi_server):
+    """``remaining`` follows the device's own CCD_EXPOSURE countdown.
+
+    The simulator runs at SIM_TIME_FACTOR 0.5: it counts a 6 s exposure down
+    in 3 s, so a countdown of ours from the requested time would not match.
+    """
     actor = indi_actor
+    camera = ccd(actor)
+    indi_server.set_number("SIMULATOR_SETTINGS", "SIM_TIME_FACTOR", 0.5)
+    device: list[float] = []  # the values the device sent
+
+    def device_update(event) -> None:
+        if event_is(event, DEVICE, "CCD_EXPOSURE") and event.state == "Busy":
+            device.append(as_float(event.get("CCD_EXPOSURE_VALUE")))
+
     log = ReplyLog(actor.name)
     client.add_reply_callback(log)
+    camera.connection.add_listener(device_update)
     try:
-        await ok(client, actor, "expose ccd 3", time_limit=20)
+        await ok(client, actor, "expose ccd 6", time_limit=20)
     finally:
         client.remove_reply_callback(log)
+        camera.connection.remove_listener(device_update)
     states = [
         (t, s)
         for t, s in log.values("exposure_state")
@@ -173,8 +190,14 @@ async def test_remaining_counts_down(indi_actor, client):
     assert len(states) >= 4, states
     remaining = [s["remaining"] for _, s in states]
     assert all(b < a for a, b in itertools.pairwise(remaining)), remaining
-    assert remaining[0] > 2.4 and remaining[-1] < 1.0
+    assert remaining[0] > 5.4 and remaining[-1] < 1.0
     assert states[-1][0] - states[0][0] >= 1.5
+    # Each is the device's last value, less the time since: it updates every
+    # 0.1 s, but not in the last second.
+    unmatched = [
+        r for r in remaining if r > 1 and not any(0 <= v - r < 0.3 for v in device)
+    ]
+    assert not unmatched, (unmatched, device)
     assert [s["phase"] for _, s in log.values("exposure_state")][-1] == "done"
 
 

@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
+import select
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -15,7 +20,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.time import Time
-from indi_fixtures import DEVICE, IndiServer
+from indi_fixtures import DEVICE, DRIVER, IndiServer
 
 from camera_core import (
     CameraConnectionError,
@@ -27,6 +32,8 @@ from camera_core import (
     ExposurePhase,
 )
 from camera_core.backends.indi import INDICamera, INDICameraSystem
+from camera_core.backends.indi_device import as_float
+from camera_core.backends.indi_waiters import event_is
 
 
 def make_system(
@@ -134,8 +141,27 @@ async def test_frame_types(ccd, indi_server, image_type, switch):
     assert indi_server.get_switches_on("CCD_FRAME_TYPE") == ["FRAME_LIGHT"]
 
 
-async def test_remaining_counts_down_from_the_device(ccd):
-    task = asyncio.ensure_future(ccd.expose(2.0))
+async def test_remaining_counts_down_from_the_device(ccd, indi_server):
+    """The remaining time is the device's own CCD_EXPOSURE countdown.
+
+    The simulator runs at SIM_TIME_FACTOR 0.5: it counts a 4 s exposure down
+    in 2 s, so a countdown of ours from the requested time would not match.
+    """
+    indi_server.set_number("SIMULATOR_SETTINGS", "SIM_TIME_FACTOR", 0.5)
+    matched: list[tuple[float, float]] = []  # (device value, remaining)
+
+    def device_update(event) -> None:  # runs after the camera's own listener
+        if (
+            event_is(event, DEVICE, "CCD_EXPOSURE")
+            and event.state == "Busy"
+            and ccd.progress.phase is ExposurePhase.INTEGRATING
+        ):
+            value = as_float(event.get("CCD_EXPOSURE_VALUE"))
+            matched.append((value, ccd.progress.remaining))
+
+    ccd.connection.add_listener(device_update)
+    start = time.monotonic()
+    task = asyncio.ensure_future(ccd.expose(4.0))
     seen: list[float] = []
     try:
         async with asyncio.timeout(10):
@@ -146,10 +172,14 @@ async def test_remaining_counts_down_from_the_device(ccd):
         await task
     finally:
         task.cancel()
-    values = [v for v, _ in itertools.groupby(seen)]  # the device's updates
+        ccd.connection.remove_listener(device_update)
+    assert time.monotonic() - start < 3.5  # the device's 2 s
+    assert len(matched) >= 10, matched
+    assert all(r == pytest.approx(v, abs=1e-3) for v, r in matched), matched
+    values = [v for v, _ in itertools.groupby(seen)]
     assert len(values) >= 10, values
     assert all(b < a for a, b in itertools.pairwise(values)), values
-    assert values[0] > 1.7 and values[-1] < 0.3
+    assert values[0] > 3.5 and values[-1] < 0.3
 
 
 async def test_abort_mid_exposure(ccd, indi_server):
@@ -293,3 +323,148 @@ async def test_frozen_server_is_lost_by_ping(ccd, indi_server):
     assert await ccd.camera_system.list_available_cameras() == [DEVICE]
     await ccd.connect()  # what the poller does
     assert (await ccd.expose(0.05)).data.shape == (1024, 1280)
+
+
+async def test_a_busy_driver_is_not_a_lost_server(ccd, indi_server):
+    """Only the driver stops answering for 3.5 s (say, a blocking USB readout).
+
+    indiserver forwards pings to the driver: a few seconds without an answer
+    are not a lost server (a killed one is seen at once, by end of stream).
+    """
+    conn = ccd.connection
+    indi_server.freeze_one()
+    try:
+        start = time.monotonic()
+        while time.monotonic() - start < 3.5:
+            assert ccd.connected and conn.alive, conn.error
+            await asyncio.sleep(0.05)
+    finally:
+        indi_server.freeze_one(frozen=False)
+    for _ in range(20):  # its late answers arrive
+        assert ccd.connected and conn.alive, conn.error
+        await asyncio.sleep(0.05)
+    assert await ccd.set_gain(20) == 20.0
+
+
+async def test_a_busy_device_not_in_use_does_not_matter(indi_server, tmp_path):
+    """Pings go to the device in use, not to whichever the server lists first."""
+    focuser = "indi_simulator_focus"
+    indi_server.restart(drivers=(focuser, DRIVER))
+    system = make_system(indi_server, tmp_path)
+    try:
+        indi_server.freeze_one()  # the CCD defines itself after the focuser
+        try:
+            system.connection.start()
+            await until(lambda: system.connection.devices(), 5)
+        finally:
+            indi_server.freeze_one(frozen=False)
+        ccd = await system.add_camera(name="ccd")
+        assert ccd.connection.devices() == ["Focuser Simulator", DEVICE]
+        indi_server.freeze_one(focuser)
+        try:
+            start = time.monotonic()
+            while time.monotonic() - start < 5.5:
+                assert ccd.connected, ccd.connection.error
+                await asyncio.sleep(0.05)
+        finally:
+            indi_server.freeze_one(focuser, False)
+        assert (await ccd.expose(0.05)).data.shape == (1024, 1280)
+    finally:
+        async with asyncio.timeout(15):
+            await system.disconnect()
+
+
+async def test_a_driver_busy_during_an_exposure(ccd, indi_server):
+    """A driver may block for a while during an exposure (a readout)."""
+    task = asyncio.ensure_future(ccd.expose(1.0))
+    try:
+        await until(lambda: ccd.progress.phase is ExposurePhase.INTEGRATING, 5)
+        indi_server.freeze_one()
+        try:
+            await asyncio.sleep(5.0)  # longer than a ping may wait
+            assert ccd.connected and ccd.connection.alive, ccd.connection.error
+        finally:
+            indi_server.freeze_one(frozen=False)
+        async with asyncio.timeout(10):
+            exposure = await task
+    finally:
+        task.cancel()
+    assert exposure.data.shape == (1024, 1280)
+
+
+@pytest.mark.parametrize("held", ["indiserver", DRIVER])
+async def test_an_earlier_image_is_not_taken_for_this_exposure(ccd, indi_server, held):
+    """The end and image of an earlier exposure, just as ours starts, are ignored.
+
+    Someone else's 0.3 s exposure is due while ``held`` is stopped, and our
+    request waits. When it goes on, that image comes before our Busy (indiserver
+    held: the driver had sent it) or just after (driver held: its timer runs
+    first). Real drivers send such leftovers after an abort.
+    """
+    indi_server.set_number("CCD_EXPOSURE", "CCD_EXPOSURE_VALUE", 0.3)
+    indi_server.freeze_one(held)
+    try:
+        await asyncio.sleep(0.5)
+        task = asyncio.ensure_future(ccd.expose(2.0))
+        await asyncio.sleep(0.3)
+    finally:
+        indi_server.freeze_one(held, frozen=False)
+    resumed, resumed_at = time.monotonic(), Time.now()
+    try:
+        async with asyncio.timeout(10):
+            exposure = await task
+    finally:
+        task.cancel()
+    assert time.monotonic() - resumed > 1.9  # our 2 s, not the image at hand
+    assert (exposure.obstime - resumed_at).sec > -0.2
+
+
+#: Starts the fixture's processes, prints their pids, then waits to be killed.
+_HOLDER = """
+import sys, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from indi_fixtures import IndiServer
+server = IndiServer(Path(sys.argv[2]))
+server.open()
+server.start(configure=False)
+print(" ".join(map(str, server.pids().values())), flush=True)
+time.sleep(60)
+"""
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def test_fixture_processes_die_with_pytest(tmp_path):
+    """A killed pytest leaves no indiserver, driver or forwarder behind."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(Path(__file__).parent), str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    pids: list[int] = []
+    try:
+        assert holder.stdout is not None
+        ready, _, _ = select.select([holder.stdout], [], [], 30)
+        line = holder.stdout.readline() if ready else b""
+        pids = [int(pid) for pid in line.split()]
+        assert len(pids) == 4, (line, holder.stderr.read() if holder.poll() else "")
+        assert all(_running(pid) for pid in pids)
+        holder.kill()  # as a CI timeout kills pytest
+        holder.wait(5)
+        deadline = time.monotonic() + 5
+        while any(map(_running, pids)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [pid for pid in pids if _running(pid)]
+    finally:
+        holder.kill()
+        holder.wait(5)
+        for pid in filter(_running, pids):  # what the holder started, if left
+            os.kill(pid, signal.SIGKILL)

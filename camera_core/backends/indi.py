@@ -14,8 +14,10 @@ Camera parameters besides those of `BaseCamera`: ``polling_period_ms``,
 ``connect_timeout`` (s, default 15: switching the device on) and
 ``disconnect_device`` (switch the device off on disconnect, default false).
 
-The connection is supervised by `INDIConnection` (liveness within a few
-seconds). When the server is lost the cameras are marked lost and
+The connection is supervised by `INDIConnection` (liveness within 5 s; pings
+go to the devices of the connected cameras, and a device that is exposing may
+be silent for a while, see `~camera_core.backends.indi_liveness`). When the
+server is lost the cameras are marked lost and
 `INDICameraSystem.list_available_cameras` returns nothing, so the poller
 removes them; when it is back the poller adds and connects them again and the
 settings made through this backend (binning, area, gain, offset, set point,
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import Any
 
 from astropy.time import Time
@@ -37,6 +40,7 @@ from ..mixins import CoolerMixIn, ExposureTypeMixIn, GainMixIn, ImageAreaMixIn
 from ..utils import run_in_executor
 from .indi_client import INDIConnection
 from .indi_device import INDIDeviceMixIn, as_float
+from .indi_exposure import ExposureTracker
 from .indi_fits import decode_blob, device_cards
 from .indi_waiters import event_is
 
@@ -156,6 +160,7 @@ class INDICamera(
         self.header_values: dict[str, Any] = {}
         self._countdown: tuple[float, float] = (0.0, 0.0)
         self._last_remaining: float | None = None
+        self._in_use = False
         self.fits_model[0].header_model.extend(device_cards(self._header_value))
 
     def _header_value(self, key: str) -> Any:
@@ -190,6 +195,9 @@ class INDICamera(
         await conn.wait(ready, switch_timeout, f"{device} CCD properties")
         conn.remove_listener(self._on_event)
         conn.add_listener(self._on_event)
+        if not self._in_use:  # pings now go to this device
+            conn.use(device)
+            self._in_use = True
         await self._configure()
         self._update_limits()
         self._refresh_header_values()
@@ -197,6 +205,9 @@ class INDICamera(
     async def _disconnect_internal(self) -> None:
         conn = self.connection
         conn.remove_listener(self._on_event)
+        if self._in_use:
+            conn.unuse(self.device)
+            self._in_use = False
         if self.camera_params.get("disconnect_device") and conn.alive:
             with contextlib.suppress(CameraError):
                 await conn.send(self.device, "CONNECTION", {"DISCONNECT": "On"})
@@ -207,15 +218,16 @@ class INDICamera(
         if event.vectorname == "CCD_EXPOSURE" and event.state == "Busy":
             value = as_float(event.get("CCD_EXPOSURE_VALUE"))
             if value is not None and self.exposing:
-                self._countdown = (max(value, 0.0), asyncio.get_running_loop().time())
-                self._count_down()
+                now = asyncio.get_running_loop().time()
+                self._countdown = (max(value, 0.0), now)
+                self._count_down(now)
         elif event.vectorname == "CONNECTION" and self.connected:
             if "DISCONNECT" in self.connection.switches_on(self.device, "CONNECTION"):
                 self.connection_lost(f"INDI device {self.device} was switched off")
 
     # Exposing.
 
-    def _count_down(self) -> None:
+    def _count_down(self, now: float | None = None) -> None:
         """Reports the device's last remaining time, less the time since.
 
         Drivers update CCD_EXPOSURE once per polling period, and some stop for
@@ -225,7 +237,8 @@ class INDICamera(
         if self.progress.phase is not ExposurePhase.INTEGRATING:
             return
         value, at = self._countdown
-        remaining = max(value - (asyncio.get_running_loop().time() - at), 0.0)
+        now = asyncio.get_running_loop().time() if now is None else now
+        remaining = max(value - (now - at), 0.0)
         last = self._last_remaining
         self._last_remaining = remaining if last is None else min(remaining, last)
         self.progress.set_remaining(self._last_remaining)
@@ -240,56 +253,26 @@ class INDICamera(
         await self._set_frame_type(exposure.image_type)
         low = self._bounds("CCD_EXPOSURE", "CCD_EXPOSURE_VALUE")[0] or 0.0
         value = max(float(exposure.exptime), low)
-
-        def exposure_event(event: Any) -> bool:
-            return event_is(event, device, "CCD_EXPOSURE") and event.eventtype == "Set"
-
-        def failed(event: Any) -> None:
-            if exposure_event(event) and event.state == "Alert":
-                raise ExposureError(
-                    f"{device} failed the exposure: {event.message or 'Alert'}"
-                )
-            if exposure_event(event) and event.state == "Idle" and started.done():
-                raise ExposureError(f"{device} ended the exposure without an image.")
-
-        def ended(event: Any) -> bool | None:
-            if not exposure_event(event):
-                return None
-            remaining = as_float(event.get("CCD_EXPOSURE_VALUE"))
-            done = event.state == "Ok" or (remaining is not None and remaining <= 0)
-            return True if done else None
-
-        def blob(event: Any) -> tuple[bytes, str] | None:
-            if not (event_is(event, device, "CCD1") and event.eventtype == "SetBLOB"):
-                return None
-            member, data = next(iter(event.items()))
-            return data, event.sizeformat[member][1]
-
-        started = conn.waiter(
-            lambda e: True if exposure_event(e) and e.state == "Busy" else None,
-            now=False,
-        )
-        waiters = (
-            started,
-            conn.waiter(ended, now=False),
-            conn.waiter(blob, now=False),
-            conn.waiter(failed, now=False),
-        )
-        _, end, image, failure = waiters
+        waiters = self._exposure_waiters(value)
+        started, end, image, failure = waiters
         try:
-            await conn.send(device, "CCD_EXPOSURE", {"CCD_EXPOSURE_VALUE": value})
-            await _first((started, image, failure), self.timeout, f"{device} start")
-            self._notify(CameraEvent.EXPOSURE_INTEGRATING)
-            self._last_remaining = None
-            self._countdown = (value, asyncio.get_running_loop().time())
-            ticker = asyncio.ensure_future(self._count_down_loop())
-            try:
-                await _first((end, image, failure))
-            finally:
-                ticker.cancel()
-            self.progress.set_remaining(0.0)
-            self._notify(CameraEvent.EXPOSURE_READING)
+            # The driver may block a while (a readout) and miss pings: while
+            # exposing, the connection allows it a longer silence.
             with conn.transfer():
+                await conn.send(device, "CCD_EXPOSURE", {"CCD_EXPOSURE_VALUE": value})
+                begun = await _first(
+                    (started, failure), self.timeout, f"{device} start"
+                )
+                self._notify(CameraEvent.EXPOSURE_INTEGRATING)
+                self._last_remaining = None
+                self._countdown = (begun, asyncio.get_running_loop().time())
+                ticker = asyncio.ensure_future(self._count_down_loop())
+                try:
+                    await _first((end, image, failure))
+                finally:
+                    ticker.cancel()
+                self.progress.set_remaining(0.0)
+                self._notify(CameraEvent.EXPOSURE_READING)
                 data, blob_format = await _first((image, failure))
         finally:
             conn.release(*waiters)
@@ -300,6 +283,23 @@ class INDICamera(
                 exposure.obstime = Time(header["DATE-OBS"], scale="utc")
         self._refresh_header_values()
         return exposure
+
+    def _exposure_waiters(self, value: float) -> list[asyncio.Future]:
+        """Waiters for the start, end, image and failure of one exposure.
+
+        The start resolves to the device's remaining time when it started;
+        leftovers of an earlier exposure are ignored (see `ExposureTracker`).
+        """
+        conn = self.connection
+        tracker = ExposureTracker(
+            self.device,
+            value,
+            asyncio.get_running_loop().time,
+            lambda message: self.log(message, logging.WARNING),
+        )
+        # Fed in this order: the event that starts the exposure is seen started.
+        checks = (tracker.start, tracker.ended, tracker.image, tracker.failed)
+        return [conn.waiter(check, now=False) for check in checks]
 
     async def _abort_internal(self) -> None:
         conn, device = self.connection, self.device

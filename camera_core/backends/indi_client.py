@@ -8,9 +8,10 @@ supervisor:
 
 - before each attempt it probes the port, so a refused connection costs nothing;
 - the server is *alive* once it has sent data on the new connection;
-- end of stream on the socket, a ``ConnectionLost`` from the library, or no data
-  within ``ping_timeout`` of a ping (a ``getProperties`` for one small property)
-  mark it lost within a few seconds; every pending waiter then fails with
+- end of stream on the socket or a ``ConnectionLost`` from the library mark it
+  lost at once, and an unanswered ping (a ``getProperties`` for one small
+  property of the devices in use) within 5 s: see
+  `~camera_core.backends.indi_liveness`. Every pending waiter then fails with
   `~camera_core.exceptions.CameraConnectionError` and the lost callbacks run;
 - a lost client is shut down and a fresh one is tried every ``retry_interval``.
 
@@ -24,12 +25,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from indipyclient import IPyClient
 
 from ..exceptions import CameraConnectionError, CameraError
+from .indi_liveness import Liveness
+from .indi_state import DeviceState
 from .indi_waiters import Check, Waiters, confirm
 
 __all__ = ["INDIConnection"]
@@ -66,8 +69,10 @@ class _Client(IPyClient):
         return reader is not None and reader.at_eof()
 
 
-class INDIConnection:
+class INDIConnection(DeviceState):
     """One INDI server: a supervised `IPyClient` with liveness and waiters.
+
+    The device state as last received is read through `DeviceState`.
 
     Parameters
     ----------
@@ -83,14 +88,10 @@ class INDIConnection:
     ----------
     error : str or None
         Why the server is not alive, if it is not.
+    liveness : Liveness
+        The ping policy (intervals and time limits).
     """
 
-    #: Seconds between pings while the server is alive.
-    ping_interval: float = 1.0
-    #: Seconds without any data after a ping before the server counts as lost.
-    ping_timeout: float = 2.5
-    #: Silence allowed while a large BLOB is expected (see `transfer`).
-    transfer_timeout: float = 60.0
     #: Seconds between connection attempts while the server is away.
     retry_interval: float = 1.0
     #: Seconds between liveness checks.
@@ -111,8 +112,7 @@ class INDIConnection:
         self._client: _Client | None = None
         self._task: asyncio.Task | None = None
         self._alive = asyncio.Event()
-        self._last_rx = 0.0
-        self._transfers = 0
+        self.liveness = Liveness()
         self._waiters = Waiters()
         self._listeners: list[Callable[[Any], None]] = []
         self._lost_callbacks: list[Callable[[str], None]] = []
@@ -174,14 +174,17 @@ class INDIConnection:
         with contextlib.suppress(ValueError):
             self._listeners.remove(callback)
 
-    @contextlib.contextmanager
-    def transfer(self) -> Iterator[None]:
-        """Allows ``transfer_timeout`` of silence while a large BLOB arrives."""
-        self._transfers += 1
-        try:
-            yield
-        finally:
-            self._transfers -= 1
+    def transfer(self) -> contextlib.AbstractContextManager[None]:
+        """Context: a device exposes or sends a BLOB, and may not answer pings."""
+        return self.liveness.transfer()
+
+    def use(self, device: str) -> None:
+        """Marks ``device`` in use: pings go to it (see `Liveness.use`)."""
+        self.liveness.use(device)
+
+    def unuse(self, device: str) -> None:
+        """Undoes one `use`."""
+        self.liveness.unuse(device)
 
     async def _supervise(self) -> None:
         loop = asyncio.get_running_loop()
@@ -225,7 +228,8 @@ class INDIConnection:
         """Watches a client until it is lost; returns why."""
         loop = asyncio.get_running_loop()
         start = loop.time()
-        ping: float | None = None
+        liveness = self.liveness
+        liveness.restart()
         while True:
             await asyncio.sleep(self.check_interval)
             now = loop.time()
@@ -236,27 +240,30 @@ class INDIConnection:
             if client.made and client.at_eof():
                 return "the server closed the connection"
             if not self._alive.is_set():
-                if client.made and self._last_rx >= start:
+                if client.made and liveness.last_rx >= start:
                     self.error = None
                     self._alive.set()
                     self.logger.info(f"INDI server {self.address} connected.")
                 elif now - start > self.timeout:
                     return f"no data within {self.timeout:g} s of connecting"
                 continue
-            if ping is not None and self._last_rx < ping:  # not answered yet
-                limit = self.transfer_timeout if self._transfers else self.ping_timeout
-                if now - ping > limit:
-                    return f"no answer to a ping within {now - ping:.1f} s"
-            elif ping is None or now - ping >= self.ping_interval:
-                ping = now
+            lost = liveness.overdue(now)
+            if lost:
+                return lost
+            if liveness.due(now):
+                liveness.sent(now)
                 await self._ping(client)
 
     async def _ping(self, client: _Client) -> None:
-        """Asks for one small property (or all, if no device is known yet)."""
-        devices = [name for name, device in client.items() if device.enable]
-        if devices:
-            await client.send_getProperties(devices[0], "DRIVER_INFO")
-        else:
+        """Asks the devices in use for one small property.
+
+        With none in use, every device is asked (any answer will do); with none
+        defined yet, the server is asked for everything.
+        """
+        defined = [name for name, device in client.items() if device.enable]
+        for name in self.liveness.targets(defined):
+            await client.send_getProperties(name, "DRIVER_INFO")
+        if not defined:
             await client.send_getProperties()
 
     async def _stop_client(self, client: _Client, run: asyncio.Task) -> None:
@@ -278,7 +285,7 @@ class INDIConnection:
             return
         if getattr(event, "devicename", None) is None:
             return  # the library's own reports, or server-wide messages
-        self._last_rx = asyncio.get_running_loop().time()
+        self.liveness.received(asyncio.get_running_loop().time())
         self._waiters.feed(event)
         for listener in list(self._listeners):
             try:
@@ -337,50 +344,6 @@ class INDIConnection:
 
     def _lost_error(self, reason: str) -> CameraConnectionError:
         return CameraConnectionError(f"INDI server {self.address} lost: {reason}")
-
-    # The device state (as last received).
-
-    def devices(self) -> list[str]:
-        """Names of the devices the server defines."""
-        client = self._client
-        if client is None or not self.alive:
-            return []
-        return [name for name, device in client.items() if device.enable]
-
-    def vector(self, device: str, name: str) -> Any | None:
-        """The property vector, or `None` if it is not defined."""
-        client = self._client
-        if client is None:
-            return None
-        dev = client.get(device)
-        vector = None if dev is None else dev.get(name)
-        return vector if vector is not None and vector.enable else None
-
-    def member(self, device: str, name: str, member: str) -> Any | None:
-        """A member object (with ``min``, ``max``...), or `None`."""
-        vector = self.vector(device, name)
-        if vector is None or member not in vector.members():
-            return None
-        return vector.member(member)
-
-    def number(self, device: str, name: str, member: str) -> float | None:
-        """A number member as a float, or `None` if undefined."""
-        found = self.member(device, name, member)
-        return None if found is None else float(found.getfloatvalue())
-
-    def text(self, device: str, name: str, member: str) -> str | None:
-        """A text member, or `None` if undefined."""
-        found = self.member(device, name, member)
-        return None if found is None else str(found.membervalue)
-
-    def switches_on(self, device: str, name: str) -> list[str]:
-        """The members of a switch vector that are On."""
-        vector = self.vector(device, name)
-        if vector is None:
-            return []
-        return [
-            m for m, member in vector.members().items() if member.membervalue == "On"
-        ]
 
     # Requests.
 
