@@ -70,9 +70,12 @@ def workers() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-#: Niceness of the compression threads (Linux): above the event loop's, so a
-#: loop that wakes up gets a core at once instead of waiting for a time slice.
-NICE = int(os.environ.get("CAMACTOR_TILE_NICE", "5"))
+#: Niceness of the compression threads (Linux). They keep both cores busy, so
+#: at the event loop's priority a loop waking up every few milliseconds could
+#: wait a whole time slice for a core: bench_stall.py measured worst stalls of
+#: 20-30 ms at nice 0 (all of it waiting for a CPU), 8-10 ms at nice 10. Only
+#: matters when the cores are contended; 0 turns it off.
+NICE = int(os.environ.get("CAMACTOR_TILE_NICE", "10"))
 
 
 def _lower_priority() -> None:
