@@ -24,7 +24,7 @@ from typing import Any
 
 import aio_pika
 from clu import AMQPClient
-from common import emit, median, save
+from common import emit, fast_simulator, median, save
 
 from actor.actor import CameraActor
 from actor.config import validate_config
@@ -42,14 +42,7 @@ def make_config(data_dir: Path, size: int, cameras: int = 1) -> dict[str, Any]:
                 "log_dir": None,
                 "poll_interval": 0.2,
             },
-            "simulator": {
-                "width": size,
-                "height": size,
-                "fast_noise": True,
-                "readout_time": 0.0,
-                "flush_time": 0.0,
-                "time_factor": 0.01,
-            },
+            "simulator": fast_simulator(size),
             "cameras": {
                 f"sim{i}": {"uid": f"BENCH-{i}", "spool_dir": str(data_dir / "spool")}
                 for i in range(1, cameras + 1)

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import emit, median, save
+from common import emit, fast_simulator, median, save
 
 from camera_core import basic_fz_fits_model
 from camera_core.simulator import SimulatedCameraSystem
@@ -25,14 +25,7 @@ from camera_core.simulator import SimulatedCameraSystem
 
 def config(tmp: str, size: int, cameras: int) -> dict[str, Any]:
     return {
-        "simulator": {
-            "width": size,
-            "height": size,
-            "fast_noise": True,
-            "readout_time": 0.0,
-            "flush_time": 0.0,
-            "time_factor": 0.001,
-        },
+        "simulator": fast_simulator(size, time_factor=0.001),
         "cameras": {
             f"sim{i}": {
                 "uid": f"P7-{i}",

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import emit, median, save
+from common import emit, fast_simulator, median, save
 
 from camera_core import basic_fz_fits_model
 from camera_core.simulator import SimulatedCameraSystem
@@ -66,14 +66,7 @@ async def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(dir=Path.home()) as tmp:
         config = {
-            "simulator": {
-                "width": args.size,
-                "height": args.size,
-                "fast_noise": True,
-                "readout_time": 0.0,
-                "flush_time": 0.0,
-                "time_factor": 0.001,
-            },
+            "simulator": fast_simulator(args.size, time_factor=0.001),
             "cameras": {
                 "sim1": {
                     "uid": "MEM-1",

@@ -37,7 +37,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from common import emit, median, save
+from common import emit, fast_simulator, median, save
 
 from camera_core import basic_fits_model, basic_fz_fits_model
 from camera_core.simulator import SimulatedCamera, SimulatedCameraSystem
@@ -54,14 +54,7 @@ FORMATS = {
 
 def make_config(out: Path, size: int) -> dict[str, Any]:
     return {
-        "simulator": {
-            "width": size,
-            "height": size,
-            "fast_noise": True,
-            "readout_time": 0.0,
-            "flush_time": 0.0,
-            "time_factor": 0.01,
-        },
+        "simulator": fast_simulator(size),
         "cameras": {
             "sim1": {
                 "uid": "BENCH-STALL",

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 from astropy.io import fits
-from common import emit, median, save
+from common import emit, fast_simulator, median, save
 
 from camera_core import Exposure, basic_fits_model, basic_fz_fits_model, fitsio_fast
 from camera_core.simulator import SimulatedCamera, SimulatedCameraSystem
@@ -46,14 +46,7 @@ TARGETS = {"P1": 0.8, "P2": 1.5}
 
 def make_config(out: Path, size: int) -> dict[str, Any]:
     return {
-        "simulator": {
-            "width": size,
-            "height": size,
-            "fast_noise": True,
-            "readout_time": 0.0,
-            "flush_time": 0.0,
-            "time_factor": 0.01,
-        },
+        "simulator": fast_simulator(size),
         "cameras": {
             "sim1": {
                 "uid": "BENCH-WRITE",

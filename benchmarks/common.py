@@ -54,3 +54,15 @@ def save(name: str, rows: list[dict[str, Any]], params: dict[str, Any]) -> Path:
     }
     path.write_text(json.dumps(payload, indent=1) + "\n")
     return path
+
+
+def fast_simulator(size: int, time_factor: float = 0.01) -> dict[str, Any]:
+    """A simulator section for benchmarks: no readout wait, reused noise."""
+    return {
+        "width": size,
+        "height": size,
+        "fast_noise": True,
+        "readout_time": 0.0,
+        "flush_time": 0.0,
+        "time_factor": time_factor,
+    }
