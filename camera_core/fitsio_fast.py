@@ -16,9 +16,9 @@ byte-identical to ``HDUList.writeto(checksum=True)`` made in the same second
 groups, scaled or file-backed data, unusual dtypes) returns `None` from
 `prepare` and is left to astropy.
 
-The checksum algorithm is the one of Seaman, Pence & Rots, "FITS Checksum
-Proposal" (the FITS standard, appendix J): a 32-bit ones' complement sum of the
-big-endian 32-bit words of a unit, encoded as 16 ASCII characters.
+The checksum arithmetic is in `camera_core.fits_checksum` and the data and
+header units in `camera_core.fits_units`; the names other modules use are
+re-exported here.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
-import dataclasses
 import datetime
 import os
 from collections.abc import Callable, Iterator
@@ -35,6 +34,9 @@ from typing import Any
 
 import numpy as np
 from astropy.io import fits
+
+from .fits_checksum import _fold, checksum_encode, ones_complement_sum, pieces_sum
+from .fits_units import _BLOCK, _PSEUDO, Prepared, _ImageData, _native, _Unit
 
 __all__ = [
     "ENABLED",
@@ -55,208 +57,6 @@ CHUNK = 1 << 20
 
 #: Chunks in flight between the converting thread and the writing threads.
 _RING = 4
-
-_BLOCK = 2880
-_MOD = 0xFFFFFFFF  # 2**32 - 1: ones' complement arithmetic on 32-bit words
-
-#: dtypes FITS stores with an offset (BZERO) and the bit flip that applies it.
-_PSEUDO = {
-    np.dtype("uint16"): (32768, 0x8000),
-    np.dtype("uint32"): (2**31, 0x80000000),
-    np.dtype("uint64"): (2**63, 0x8000000000000000),
-    np.dtype("int8"): (-128, 0x80),
-}
-
-#: Punctuation the checksum encoding avoids.
-_EXCLUDE = frozenset((*range(0x3A, 0x41), *range(0x5B, 0x61)))
-
-
-def _native(dtype: np.dtype) -> np.dtype:
-    return dtype.newbyteorder("=")
-
-
-# --------------------------------------------------------------------------
-# Checksum arithmetic
-
-
-def _fold(total: int) -> int:
-    """The 32-bit ones' complement representative of a non-negative sum.
-
-    Folding the carries back in (what astropy and CFITSIO do) gives 0 only for
-    an all-zero unit and otherwise the value in ``[1, 2**32 - 1]`` congruent to
-    ``total`` modulo ``2**32 - 1``.
-    """
-    return 0 if total == 0 else (total - 1) % _MOD + 1
-
-
-def _word_sum(buf: Any) -> int:
-    """Plain (unfolded) sum of the big-endian 32-bit words of ``buf``.
-
-    A trailing partial word is padded with zeros, as FITS padding would.
-    """
-    raw = np.frombuffer(buf, dtype=np.uint8)
-    whole = raw.size - raw.size % 4
-    total = int(np.add.reduce(raw[:whole].view(">u4"), dtype=np.uint64))
-    if whole != raw.size:
-        total += int.from_bytes(raw[whole:].tobytes().ljust(4, b"\0"), "big")
-    return total
-
-
-def ones_complement_sum(buf: Any, start: int = 0) -> int:
-    """The FITS 32-bit ones' complement sum of ``buf``, added to ``start``.
-
-    Matches `astropy.io.fits` (``DATASUM`` is this sum of the data unit).
-    """
-    return _fold(start + _word_sum(buf))
-
-
-def checksum_encode(value: int) -> str:
-    """Encodes a 32-bit value as the 16 ASCII characters of a ``CHECKSUM``.
-
-    The algorithm of the FITS checksum convention: each byte is spread over
-    four characters in ``0-9A-Za-z`` (avoiding punctuation) so that their sum
-    restores it, and the string is rotated right by one character.
-    """
-    value &= _MOD
-    asc = [0] * 16
-    for i in range(4):
-        byte = (value >> (24 - 8 * i)) & 0xFF
-        quotient = byte // 4 + ord("0")
-        remainder = byte % 4
-        ch = [quotient + remainder, quotient, quotient, quotient]
-        # Shift pairs apart until neither character is punctuation.
-        for j in (0, 2):
-            while ch[j] in _EXCLUDE or ch[j + 1] in _EXCLUDE:
-                ch[j] += 1
-                ch[j + 1] -= 1
-        for j in range(4):
-            asc[4 * j + i] = ch[j]
-    return bytes(asc[(i + 15) % 16] for i in range(16)).decode("ascii")
-
-
-# --------------------------------------------------------------------------
-# Data units
-
-
-class _ImageData:
-    """Converts an image to its FITS data unit in chunks, summing as it goes."""
-
-    def __init__(self, array: np.ndarray) -> None:
-        if not array.flags.c_contiguous:
-            array = np.ascontiguousarray(array)  # FITS order; rare for frames
-        flat = array.reshape(-1)
-        dtype = flat.dtype
-        self.itemsize = dtype.itemsize
-        order = dtype.byteorder if dtype.byteorder in "<>" else "="
-        unsigned = np.dtype(f"u{self.itemsize}").newbyteorder(order)
-        self.values = flat.view(unsigned)  # bit patterns, original byte order
-        self.native = unsigned.isnative
-        self.flip = _PSEUDO.get(_native(dtype), (0, 0))[1]
-        self.nbytes = flat.nbytes
-        self.out_dtype = np.dtype(f">u{self.itemsize}")
-        self.scratch_dtype = np.dtype(f"u{self.itemsize}")
-
-    def encode(
-        self, item: int, count: int, out: np.ndarray, scratch: np.ndarray
-    ) -> tuple[int, int]:
-        """Writes ``count`` items from ``item`` as big-endian bytes into ``out``.
-
-        Returns two unfolded word sums, ``(big_endian, native16)``: the sum of
-        the big-endian words of ``out`` and, for 2-byte data, the sum of the
-        native little-endian words made by pairs of values, which equals the
-        big-endian sum rotated by 16 bits (i.e. times 2**16 modulo 2**32 - 1)
-        and saves a byte-swapping pass.
-        """
-        src = self.values[item : item + count]
-        nbytes = count * self.itemsize
-        if self.flip or not self.native:
-            vals = scratch[:nbytes].view(self.scratch_dtype)
-            if self.flip:
-                np.bitwise_xor(src, self.scratch_dtype.type(self.flip), out=vals)
-            else:
-                np.copyto(vals, src)
-        else:
-            vals = src
-        np.copyto(out[:nbytes].view(self.out_dtype), vals)
-        if self.itemsize == 2 and np.little_endian:
-            pairs = count - count % 2
-            native = int(np.add.reduce(vals[:pairs].view(np.uint32), dtype=np.uint64))
-            tail = _word_sum(out[pairs * 2 : nbytes]) if pairs != count else 0
-            return tail, native
-        return _word_sum(out[:nbytes]), 0
-
-    def chunks(self, chunk_bytes: int) -> Iterator[tuple[int, int]]:
-        """``(first item, count)`` per chunk; chunks start on 4-byte words."""
-        per = max(1, chunk_bytes // self.itemsize)
-        per -= per % 4
-        total = self.values.size
-        for item in range(0, total, per):
-            yield item, min(per, total - item)
-
-
-@dataclasses.dataclass
-class _Unit:
-    """One HDU to write: its header and its data unit."""
-
-    header: fits.Header
-    image: _ImageData | None = None
-    payload: list[memoryview] | None = None
-    checksum: bool = True
-    offset: int = 0
-    header_size: int = 0
-    datasum: int = 0
-    when_data: str = ""
-    when_hdu: str = ""
-
-    @property
-    def nbytes(self) -> int:
-        if self.image is not None:
-            return self.image.nbytes
-        return 0 if self.payload is None else sum(p.nbytes for p in self.payload)
-
-    @property
-    def padded(self) -> int:
-        return -(-self.nbytes // _BLOCK) * _BLOCK
-
-    @property
-    def data_offset(self) -> int:
-        return self.offset + self.header_size
-
-    def finish(self) -> bytes:
-        """The final header bytes, with ``DATASUM`` and ``CHECKSUM`` set."""
-        if self.checksum:
-            # The calls, values and comments astropy's add_checksum makes.
-            self.header["DATASUM"] = (str(self.datasum), self.when_data)
-            self.header.set("CHECKSUM", "0" * 16, self.when_hdu, before="DATASUM")
-            text = self.header.tostring().encode("ascii")
-            total = ones_complement_sum(text, self.datasum)
-            self.header["CHECKSUM"] = checksum_encode(~total)
-        text = self.header.tostring().encode("ascii")
-        if len(text) != self.header_size:
-            raise RuntimeError("FITS header changed length while being written")
-        return text
-
-
-@dataclasses.dataclass
-class Prepared:
-    """HDUs ready to be written by `write_fd` or `write_stream`."""
-
-    units: list[_Unit]
-
-    @property
-    def size(self) -> int:
-        """Bytes in the file."""
-        last = self.units[-1]
-        return last.data_offset + last.padded
-
-    def sums(self) -> tuple[str | None, str | None]:
-        """``(DATASUM, CHECKSUM)`` of the first HDU with data, once written."""
-        for unit in self.units:
-            if unit.nbytes:
-                break
-        else:
-            unit = self.units[0]
-        return unit.header.get("DATASUM"), unit.header.get("CHECKSUM")
 
 
 # --------------------------------------------------------------------------
@@ -484,23 +284,6 @@ def _image_pieces(
         yield buf, nbytes
     # native words are the big-endian ones rotated by 16 bits.
     unit.datasum = _fold(big + (_fold(native) << 16))
-
-
-def pieces_sum(pieces: list[Any]) -> int:
-    """The ones' complement sum of consecutive byte strings, without joining.
-
-    Word sums are linear in the bytes, and moving a byte string ``p`` bytes
-    further along the 32-bit word grid multiplies its sum by ``2**-8p``,
-    i.e. by ``2**(32 - 8p)`` modulo ``2**32 - 1``. Each piece is summed where
-    it lies (GIL released in numpy), rotated into place and added up.
-    """
-    total = 0
-    offset = 0
-    for piece in pieces:
-        words = _word_sum(piece)
-        total += words << ((32 - 8 * (offset % 4)) % 32)
-        offset += memoryview(piece).nbytes
-    return _fold(total)
 
 
 def _payload_pieces(unit: _Unit) -> Iterator[memoryview]:
