@@ -59,6 +59,21 @@ _PATH_KEYS = ("data_dir", "log_dir", "pid_file")
 _PORT = {"type": "integer", "minimum": 1, "maximum": 65535}
 
 
+def _server_section(description: str, port: int, **extra: Any) -> dict:
+    """The schema of a device-server section (``indi:``, ``alpaca:``)."""
+    return {
+        "type": ["object", "null"],
+        "additionalProperties": False,
+        "description": description,
+        "properties": {
+            "host": {"type": "string", "minLength": 1, "default": "127.0.0.1"},
+            "port": {**_PORT, "default": port},
+            **extra,
+            "timeout": {"type": "number", "exclusiveMinimum": 0, "default": 5},
+        },
+    }
+
+
 def _key(types: str | list[str], default: Any, description: str, **rules: Any) -> dict:
     """The schema of one ``actor`` key."""
     return {"type": types, "default": default, "description": description, **rules}
@@ -171,31 +186,16 @@ CONFIG_SCHEMA: Mapping[str, Any] = _freeze(
                 "description": "Which camera system drives the cameras.",
             },
             "simulator": {"type": ["object", "null"]},
-            "indi": {
-                "type": ["object", "null"],
-                "additionalProperties": False,
-                "description": "INDI server of the indi backend.",
-                "properties": {
-                    "host": {"type": "string", "minLength": 1, "default": "127.0.0.1"},
-                    "port": {**_PORT, "default": 7624},
-                    "timeout": {"type": "number", "exclusiveMinimum": 0, "default": 5},
+            "indi": _server_section("INDI server of the indi backend.", 7624),
+            "alpaca": _server_section(
+                "Alpaca server of the alpaca backend.",
+                11111,
+                devices={
+                    "type": ["array", "null"],
+                    "items": {"type": "integer", "minimum": 0},
+                    "default": None,
                 },
-            },
-            "alpaca": {
-                "type": ["object", "null"],
-                "additionalProperties": False,
-                "description": "Alpaca server of the alpaca backend.",
-                "properties": {
-                    "host": {"type": "string", "minLength": 1, "default": "127.0.0.1"},
-                    "port": {**_PORT, "default": 11111},
-                    "devices": {
-                        "type": ["array", "null"],
-                        "items": {"type": "integer", "minimum": 0},
-                        "default": None,
-                    },
-                    "timeout": {"type": "number", "exclusiveMinimum": 0, "default": 5},
-                },
-            },
+            ),
             "cameras": {
                 "type": ["object", "null"],
                 "additionalProperties": {"type": ["object", "null"]},
