@@ -13,7 +13,11 @@ camera), overridden by the ``simulator`` section of the camera entry::
 
 Faults can be injected from the configuration (``faults``) or at run time with
 `SimulatedCamera.inject_fault`; see `~camera_core.simfaults.FAULTS` for the
-names and parameters.
+names and parameters. Faults belong to the simulated device: those of the
+configuration act from its first connection on (``connect_failure`` at start-up
+leaves the camera disconnected and the poller retrying), and a camera removed
+and added again finds them as they were left. Both sections are checked when
+the system is built.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from .mixins import (
     ImageAreaMixIn,
     ShutterMixIn,
 )
-from .simfaults import FAULTS, FaultSet
+from .simfaults import FAULTS, FaultSet, validate_fault
 from .simframes import FrameSynthesizer, ThermalModel
 
 __all__ = ["FAULTS", "SIMULATOR_DEFAULTS", "SimulatedCamera", "SimulatedCameraSystem"]
@@ -73,7 +77,18 @@ def _merged_params(
             f"{sorted(SIMULATOR_DEFAULTS)}."
         )
     params = {**SIMULATOR_DEFAULTS, **top, **own}
-    params["faults"] = {**(top.get("faults") or {}), **(own.get("faults") or {})}
+    faults: dict[str, Any] = {}
+    for section in (top, own):
+        found = section.get("faults") or {}
+        if not isinstance(found, Mapping):
+            raise ValueError(f"faults must be a mapping of fault names, not {found!r}.")
+        for name, values in found.items():
+            if values is not None and not isinstance(values, Mapping):
+                raise ValueError(
+                    f"fault {name!r}: its parameters must be a mapping, not {values!r}."
+                )
+            faults[name] = dict(values or {})
+    params["faults"] = faults
     if own.get("time_factor") is None and "time_factor" in camera_params:
         params["time_factor"] = camera_params["time_factor"]
     return params
@@ -95,9 +110,43 @@ class SimulatedCameraSystem(CameraSystem):
         )
 
     def setup(self) -> SimulatedCameraSystem:
-        """Initialises the set of unplugged cameras."""
+        """Checks every simulated camera's parameters and faults now.
+
+        A mistyped key or fault in ``simulator`` sections fails here, when the
+        system is built, instead of when the poller adds the camera.
+
+        Raises
+        ------
+        ValueError
+            Naming the camera and the problem.
+        """
         self._unplugged: set[str] = set()
+        self._device_faults: dict[str, FaultSet] = {}
+        for name, entry in self._camera_config.items():
+            entry = entry or {}
+            if entry.get("uid") is None or entry.get("simulator", True) is False:
+                continue
+            try:
+                params = _merged_params(entry, self.config)
+                for fault, values in params["faults"].items():
+                    validate_fault(fault, values)
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"Camera {name!r}: simulator: {err}") from None
         return self
+
+    def device_faults(self, uid: str, configured: Mapping[str, Any]) -> FaultSet:
+        """The faults of the simulated device ``uid``.
+
+        They belong to the device, not to the camera object: a camera removed
+        and added again (unplugged, then plugged back) finds the faults as they
+        were left, and the ``configured`` ones are injected only the first time.
+        """
+        faults = self._device_faults.get(uid)
+        if faults is None:
+            faults = self._device_faults[uid] = FaultSet()
+            for name, params in configured.items():
+                faults.add(name, **params)
+        return faults
 
     @property
     def unplugged(self) -> frozenset[str]:
@@ -139,7 +188,12 @@ class SimulatedCamera(
         super().__init__(*args, **kwargs)
         params = _merged_params(self.camera_params, self._system_config())
         self._sim_params = params
-        self._faults = FaultSet()
+        system = self.camera_system
+        self._faults = (
+            system.device_faults(self.uid, params["faults"])
+            if isinstance(system, SimulatedCameraSystem)
+            else FaultSet()
+        )
         self._sim_hang: asyncio.Event | None = None
         self._frame_lock = threading.Lock()
         self._synth: FrameSynthesizer | None = None
@@ -151,8 +205,11 @@ class SimulatedCamera(
         self._gain = float(params["gain"])
         self._offset = int(params["offset"])
         self._readout_mode = str(next(iter(params["readout_modes"])))
-        for name, fault_params in params["faults"].items():
-            self.inject_fault(name, **(fault_params or {}))
+        if not isinstance(system, SimulatedCameraSystem):
+            for name, fault_params in params["faults"].items():
+                self._faults.add(name, **fault_params)
+        if "write_failure" in self._faults:
+            self.write_fault = self._write_fault_hook
 
     def _system_config(self) -> Mapping[str, Any]:
         return getattr(self.camera_system, "config", None) or {}
