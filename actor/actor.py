@@ -20,6 +20,7 @@ from camera_core.simulator import SimulatedCameraSystem
 
 from .bridge import EventBridge
 from .commands import build_parser
+from .validation import install_validator
 
 __all__ = [
     "BaseCameraActor",
@@ -86,6 +87,8 @@ class BaseCameraActor:
             kwargs["schema"] = str(schema)
         kwargs.setdefault("version", __version__)
         super().__init__(*args, **kwargs)
+        if schema is not None and self.model is not None:
+            install_validator(self.model)
         self.parser = (
             command_parser
             if command_parser is not None

@@ -51,8 +51,12 @@ async def test_stock_clu_shell_sees_status(actor):
             proc.kill()
             await proc.wait()
     lines = [line.strip() for line in output.splitlines() if actor.name in line]
+    # One reply per camera; the last one is the final ":" reply.
     statuses = [
-        json.loads(line.split(" i ", 1)[1]) for line in lines if ' i {"status"' in line
+        json.loads(line.split(f" {code} ", 1)[1])
+        for line in lines
+        for code in ("i", ":")
+        if f' {code} {{"status"' in line
     ]
     assert {s["status"]["camera"] for s in statuses} == {"sim1", "sim2"}
     assert any(f"{actor.name} :" in line for line in lines)

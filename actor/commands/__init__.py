@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import click
 from clu.parsers.click import (
-    CluGroup,
     get_command_model,
     get_schema,
     help_,
@@ -26,6 +25,7 @@ from .capabilities import capabilities
 from .expose import expose
 from .finish import finish
 from .gain import gain
+from .group import CameraCommandGroup
 from .list_cameras import list_cameras
 from .reconnect import reconnect
 from .set_default import set_default
@@ -64,10 +64,10 @@ CAPABILITY_COMMANDS = (
 )
 
 
-def build_parser(camera_class: type | None) -> CluGroup:
+def build_parser(camera_class: type | None) -> CameraCommandGroup:
     """Builds a new command group for an actor whose cameras are ``camera_class``."""
 
-    @click.group(cls=CluGroup)
+    @click.group(cls=CameraCommandGroup)
     def camera_commands(*args) -> None:
         """Commands of a camactor camera actor."""
 

@@ -40,19 +40,29 @@ async def status(command: Command, cameras: tuple[str, ...]):
     defaults = list(actor.default_cameras)
     if not selected:
         return command.finish(text="No cameras connected.", default_cameras=defaults)
+    # One reply per camera, in order; the last camera's rides on the final
+    # reply, which saves one broker message per command.
     errors = []
+    pending: dict[str, Any] = {}
     for camera in selected:
         try:
-            command.info(**await camera_keywords(command, camera))
+            keywords = await camera_keywords(command, camera)
         except Exception as err:  # one broken camera must not hide the others
             errors.append(camera.name)
             command.warning(error={"camera": camera.name, "error": str(err)})
+            continue
+        if pending:
+            command.info(**pending)
+        pending = keywords
     if errors:
+        if pending:
+            command.info(**pending)
         return command.fail(
             error=f"Could not read the status of {', '.join(errors)}.",
             default_cameras=defaults,
         )
-    return command.finish(default_cameras=defaults)
+    # As a message: "status" would clash with set_status's own argument.
+    return command.finish(message={**pending, "default_cameras": defaults})
 
 
 async def camera_keywords(command: Command, camera: BaseCamera) -> dict[str, Any]:
