@@ -27,7 +27,6 @@ import errno
 import os
 import pathlib
 import threading
-import types
 import zlib
 from collections.abc import Mapping
 from typing import Any
@@ -42,56 +41,11 @@ from .mixins import (
     ImageAreaMixIn,
     ShutterMixIn,
 )
-from .simfaults import FAULTS, FaultSet, validate_fault
+from .simconfig import SIMULATOR_DEFAULTS, SYNTH_KEYS, check_params, merged_params
+from .simfaults import FAULTS, FaultSet
 from .simframes import FrameSynthesizer, ThermalModel
 
 __all__ = ["FAULTS", "SIMULATOR_DEFAULTS", "SimulatedCamera", "SimulatedCameraSystem"]
-
-#: Default simulator parameters (``time_factor: None`` keeps the camera's own).
-SIMULATOR_DEFAULTS: Mapping[str, Any] = types.MappingProxyType({
-    "width": 1024, "height": 1024, "seed": None, "time_factor": None,
-    "readout_time": 1.0, "flush_time": 0.1, "fast_noise": False,
-    "ambient": 20.0, "cooling_rate": 1.0, "min_temp": -40.0, "max_temp": 30.0,
-    "gains": (1.0, 1.5, 3.0), "gain": 1.5, "readout_modes": ("normal", "fast"),
-    "offset_min": 0, "offset_max": 10_000, "offset": 1000,
-    "max_binning": (4, 4), "pixel_size": (15.0, 15.0), "read_noise": 5.0,
-    "dark_current": 0.1, "n_stars": None, "sky": 20.0, "cosmic_rate": 5e-8,
-    "full_well": 100_000.0, "flat_rate": 20_000.0, "faults": None,
-})  # fmt: skip
-
-#: Simulator parameters passed on to `FrameSynthesizer` as they are.
-_SYNTH_KEYS = ("read_noise", "dark_current", "n_stars", "sky", "cosmic_rate",
-               "full_well", "flat_rate")  # fmt: skip
-
-
-def _merged_params(
-    camera_params: Mapping[str, Any], config: Mapping[str, Any]
-) -> dict[str, Any]:
-    """Defaults < top-level ``simulator`` < the camera's ``simulator`` section."""
-    top = dict(config.get("simulator") or {})
-    own = dict(camera_params.get("simulator") or {})
-    unknown = sorted((set(top) | set(own)) - set(SIMULATOR_DEFAULTS))
-    if unknown:
-        raise ValueError(
-            f"Unknown simulator parameter(s) {unknown}; valid keys are "
-            f"{sorted(SIMULATOR_DEFAULTS)}."
-        )
-    params = {**SIMULATOR_DEFAULTS, **top, **own}
-    faults: dict[str, Any] = {}
-    for section in (top, own):
-        found = section.get("faults") or {}
-        if not isinstance(found, Mapping):
-            raise ValueError(f"faults must be a mapping of fault names, not {found!r}.")
-        for name, values in found.items():
-            if values is not None and not isinstance(values, Mapping):
-                raise ValueError(
-                    f"fault {name!r}: its parameters must be a mapping, not {values!r}."
-                )
-            faults[name] = dict(values or {})
-    params["faults"] = faults
-    if own.get("time_factor") is None and "time_factor" in camera_params:
-        params["time_factor"] = camera_params["time_factor"]
-    return params
 
 
 class SimulatedCameraSystem(CameraSystem):
@@ -122,16 +76,7 @@ class SimulatedCameraSystem(CameraSystem):
         """
         self._unplugged: set[str] = set()
         self._device_faults: dict[str, FaultSet] = {}
-        for name, entry in self._camera_config.items():
-            entry = entry or {}
-            if entry.get("uid") is None or entry.get("simulator", True) is False:
-                continue
-            try:
-                params = _merged_params(entry, self.config)
-                for fault, values in params["faults"].items():
-                    validate_fault(fault, values)
-            except (TypeError, ValueError) as err:
-                raise ValueError(f"Camera {name!r}: simulator: {err}") from None
+        check_params(self._camera_config, self.config)
         return self
 
     def device_faults(self, uid: str, configured: Mapping[str, Any]) -> FaultSet:
@@ -186,7 +131,7 @@ class SimulatedCamera(
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        params = _merged_params(self.camera_params, self._system_config())
+        params = merged_params(self.camera_params, self._system_config())
         self._sim_params = params
         system = self.camera_system
         self._faults = (
@@ -292,11 +237,11 @@ class SimulatedCamera(
             raise CameraConnectionError(f"Camera {self.uid} is unplugged.")
         if self._faults.consume("connect_failure") is not None:
             raise CameraConnectionError(f"Simulated connection failure ({self.uid}).")
-        p = self._sim_params = _merged_params(self.camera_params, self._system_config())
+        p = self._sim_params = merged_params(self.camera_params, self._system_config())
         if p["time_factor"] is not None:
             self.time_factor = float(p["time_factor"])
         width, height = int(p["width"]), int(p["height"])
-        synth_params = {key: p[key] for key in _SYNTH_KEYS}
+        synth_params = {key: p[key] for key in SYNTH_KEYS}
         synth_params.update(
             width=width,
             height=height,
