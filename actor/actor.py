@@ -19,6 +19,7 @@ from camera_core import CameraSystem, __version__
 from camera_core.simulator import SimulatedCameraSystem
 
 from .bridge import EventBridge
+from .cli_secrets import hide_secrets, redact_text
 from .commands import build_parser
 from .validation import install_validator
 
@@ -87,6 +88,7 @@ class BaseCameraActor:
             kwargs["schema"] = str(schema)
         kwargs.setdefault("version", __version__)
         super().__init__(*args, **kwargs)
+        hide_secrets(self.log)  # CLU logs its broker URL, password included
         if schema is not None and self.model is not None:
             install_validator(self.model)
         self.parser = (
@@ -103,6 +105,12 @@ class BaseCameraActor:
         #: Frames per camera written in the background while the next one is
         #: taken; more wait (backpressure) so memory stays bounded.
         self.write_queue = 2
+        #: Root of the images; ``expose --filename`` must stay inside it (or
+        #: inside the camera's image directory).
+        self.data_dir: Path | None = None
+
+    def __repr__(self) -> str:
+        return redact_text(super().__repr__())
 
     def set_default_cameras(self, cameras: str | list[str] | None = None) -> None:
         """Sets the cameras used when a command names none."""
@@ -262,6 +270,8 @@ class CameraActor(BaseCameraActor, AMQPActor):
         )
         actor.poll_interval = float(section.get("poll_interval", 1.0))
         actor.write_queue = int(section.get("write_queue", 2))
+        if section.get("data_dir") is not None:
+            actor.data_dir = Path(section["data_dir"]).expanduser()
         return actor
 
 

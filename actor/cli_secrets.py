@@ -7,7 +7,14 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["REDACTED", "RedactingFilter", "is_secret", "redact_text", "redacted"]
+__all__ = [
+    "REDACTED",
+    "RedactingFilter",
+    "hide_secrets",
+    "is_secret",
+    "redact_text",
+    "redacted",
+]
 
 #: What replaces a secret.
 REDACTED = "***"
@@ -49,11 +56,33 @@ def redacted(config: Any) -> Any:
 
 
 class RedactingFilter(logging.Filter):
-    """Hides URL passwords (``amqp://user:***@host``) in log records."""
+    """Hides URL passwords (``amqp://user:***@host``) in log records.
+
+    The message and the traceback of a logged exception are both cleaned.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         clean = redact_text(message)
         if clean != message:
             record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_text(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact_text(record.stack_info)
         return True
+
+
+def hide_secrets(logger: logging.Logger) -> None:
+    """Installs a `RedactingFilter` on ``logger`` and on each of its handlers.
+
+    The logger's filter cleans what is logged through it, whichever handler
+    (its own, or an ancestor's) writes it; the handlers' filters also clean
+    records that reach them from child loggers. Calling it again does not add
+    a second filter.
+    """
+    for target in (logger, *logger.handlers):
+        if not any(isinstance(f, RedactingFilter) for f in target.filters):
+            target.addFilter(RedactingFilter())

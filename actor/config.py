@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import difflib
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -232,6 +233,21 @@ def _check_templates(actor: Mapping[str, Any]) -> None:
             raise ConfigError(f"actor.{key} is not a valid template: {err}") from err
 
 
+#: What a camera name may be: it becomes part of file and directory names, and
+#: a word of command lines (so no '/', '..', spaces, or a leading '-').
+_CAMERA_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
+
+
+def _check_camera_names(config: Mapping[str, Any]) -> None:
+    for name in config["cameras"]:
+        if not isinstance(name, str) or not _CAMERA_NAME.fullmatch(name):
+            raise ConfigError(
+                f"cameras: {name!r} is not a valid camera name; camera names "
+                "become file and directory names, so use letters, digits, '_', "
+                "'.', '+' and '-', starting with a letter, digit or '_'."
+            )
+
+
 def _check_default_cameras(config: Mapping[str, Any]) -> None:
     cameras = config["cameras"]
     if not cameras:
@@ -292,6 +308,7 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
     if actor["url"]:
         _check_url(actor["url"])
     _check_templates(actor)
+    _check_camera_names(data)
     _check_default_cameras(data)
     return data
 

@@ -84,9 +84,13 @@ async def test_expose_filename_is_relative_to_the_data_dir(actor, client, tmp_pa
     target = data_dir(tmp_path, "sim1") / "night" / "custom.fits"
     assert target.is_file()
     assert keywords(command, "filename")[0]["path"] == str(target)
-    absolute = tmp_path / "elsewhere.fits"
+    absolute = tmp_path / "data" / "elsewhere.fits"  # absolute, inside data_dir
     await ok(client, actor, f"expose sim1 0.1 --filename {absolute}")
     assert absolute.is_file()
+    # Outside data_dir: refused (see test_input_safety.py).
+    outside = tmp_path / "elsewhere.fits"
+    await fails(client, actor, f"expose sim1 0.1 -f {outside}", match="outside")
+    assert not outside.exists()
 
 
 async def test_expose_num_sets_the_sequence_number(actor, client, tmp_path):

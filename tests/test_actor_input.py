@@ -56,15 +56,16 @@ async def test_malformed_bodies_fail(actor, client, body, message):
 
 
 async def test_oversized_command_refused_fast(actor, client):
+    """A 1 MiB command is refused in under 50 ms (median of 20, over the broker)."""
     times = []
-    for _ in range(3):
+    for _ in range(20):
         body = b'{"command_string": "status ' + b"x" * (1024 * 1024) + b'"}'
         reply, elapsed = await publish_raw(client, actor, body)
         assert reply.message_code == "f"
         assert "over the 65536-byte limit" in reply.body["error"]
         times.append(elapsed)
     assert max(times) < 0.5
-    assert statistics.median(times) < 0.1
+    assert statistics.median(times) < 0.05, sorted(times)
     assert (await send(client, actor, "ping", time_limit=2)).status.did_succeed
 
 

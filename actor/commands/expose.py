@@ -10,7 +10,9 @@ from clu import Command
 from clu.parsers.click import CluCommand
 
 from camera_core import BaseCamera, Exposure
+from camera_core.utils import run_in_executor
 
+from ..paths import contained_path
 from ..tools import (
     fail_if_busy,
     fail_per_camera,
@@ -158,7 +160,7 @@ async def _run_sequence(
                     exptime,
                     image_type=image_type,
                     stack=stack,
-                    filename=_target(camera, filename),
+                    filename=await _target(command, camera, filename),
                     num=None if num is None else num + index,
                     write=False,
                     postprocess=postprocess,
@@ -188,13 +190,21 @@ async def _run_sequence(
     return errors
 
 
-def _target(camera: BaseCamera, filename: str | None) -> str | None:
+async def _target(
+    command: Command, camera: BaseCamera, filename: str | None
+) -> str | None:
+    """Where ``--filename`` writes: relative to the camera's image directory.
+
+    The path, with ``..`` and symbolic links resolved, must stay inside the
+    actor's ``data_dir`` or the camera's image directory; otherwise
+    `UnsafePathError` says which directories are allowed.
+    """
     if filename is None:
         return None
-    path = Path(filename).expanduser()
-    if not path.is_absolute():
-        path = camera.image_namer.get_dirname(camera) / path
-    return str(path)
+    base = camera.image_namer.get_dirname(camera)
+    data_dir = getattr(command.actor, "data_dir", None)
+    roots = [base] if data_dir is None else [Path(data_dir), base]
+    return str(await run_in_executor(contained_path, filename, base, roots))
 
 
 async def _write(command: Command, exposure: Exposure) -> None:
