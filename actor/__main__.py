@@ -34,6 +34,7 @@ from .daemon import (
     run_in_foreground,
     setup_logging,
 )
+from .cli_recover import recover_command
 from .demo import run_demo
 
 
@@ -240,6 +241,9 @@ def cameras(state: CliState, timeout: float) -> None:
                 cell.ljust(w) for cell, w in zip(row, widths, strict=True)
             ).rstrip()
         )
+
+
+camactor.add_command(recover_command)
 
 
 def main() -> None:

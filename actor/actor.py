@@ -290,7 +290,8 @@ def build_camera_system(config: dict[str, Any]) -> CameraSystem:
     ASCOM Alpaca server (``alpaca:`` section).
 
     Cameras without their own ``image_namer`` write to
-    ``<data_dir>/<image_dir>/<image_name>`` from the ``actor`` section.
+    ``<data_dir>/<image_dir>/<image_name>`` from the ``actor`` section, and
+    those without their own ``spool_dir`` spool to ``actor.spool_dir``.
     """
     section = config.get("actor", {})
     data_dir = str(Path(section.get("data_dir", "~/camactor-data")).expanduser())
@@ -302,6 +303,8 @@ def build_camera_system(config: dict[str, Any]) -> CameraSystem:
     for name, entry in (config.get("cameras") or {}).items():
         entry = dict(entry or {})
         entry.setdefault("image_namer", namer)
+        if section.get("spool_dir") is not None:
+            entry.setdefault("spool_dir", section["spool_dir"])
         cameras[name] = entry
     system_config = {**config, "cameras": cameras}
     backend = config.get("backend", "simulator")

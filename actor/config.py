@@ -55,7 +55,7 @@ ENV_VARS: Mapping[str, str] = MappingProxyType(
 )
 
 #: ``actor`` keys that are paths, expanded (``~``) by `validate_config`.
-_PATH_KEYS = ("data_dir", "log_dir", "pid_file")
+_PATH_KEYS = ("data_dir", "log_dir", "pid_file", "spool_dir")
 
 _PORT = {"type": "integer", "minimum": 1, "maximum": 65535}
 
@@ -135,6 +135,13 @@ _ACTOR_KEYS = {
         "Camera names or uids used when a command names none.",
         items={"type": "string", "minLength": 1},
         uniqueItems=True,
+    ),
+    "spool_dir": _key(
+        ["string", "null"],
+        None,
+        "Spool of the frames whose target cannot be written, for cameras "
+        "without their own spool_dir (null: $XDG_STATE_HOME/camactor/spool).",
+        minLength=1,
     ),
     "log_dir": _key(
         ["string", "null"],

@@ -101,6 +101,8 @@ class CameraSystem(LoggerMixIn, Generic[_T_BaseCamera], metaclass=abc.ABCMeta):
         self.notifier = EventNotifier()
         self._camera_poller: Poller | None = None
         self._tasks: set[asyncio.Task] = set()
+        #: Unsaved frames of cameras that were removed (see `unsaved_exposures`).
+        self._orphaned_unsaved: list[Any] = []
         self.setup()
 
     def _validate_camera_config(self) -> None:
@@ -242,6 +244,7 @@ class CameraSystem(LoggerMixIn, Generic[_T_BaseCamera], metaclass=abc.ABCMeta):
             self.log(f"Camera {camera.name} did not disconnect cleanly: {err}", 30)
         with contextlib.suppress(ValueError):
             self.cameras.remove(camera)
+        self._orphaned_unsaved.extend(camera.unsaved_exposures)  # never drop them
         self.notifier.notify(
             CameraSystemEvent.CAMERA_REMOVED, camera._get_basic_payload()
         )
@@ -305,18 +308,39 @@ class CameraSystem(LoggerMixIn, Generic[_T_BaseCamera], metaclass=abc.ABCMeta):
         for camera in list(self.cameras):
             await self.remove_camera(uid=camera.uid)
 
-    async def recover(self, overwrite: bool = False) -> list[Any]:
-        """Writes the frames spooled by this system's cameras to their targets.
+    @property
+    def unsaved_exposures(self) -> list[Any]:
+        """Frames written neither to disk nor spool, of every camera.
 
-        Runs `camera_core.writer.recover` in an executor for every spool
-        directory in use and returns its results.
+        They include those of cameras removed since (e.g. unplugged).
         """
-        from .utils import run_in_executor
-        from .writer import recover
+        orphans = [e for e in self._orphaned_unsaved if e in e.camera._unsaved]
+        return [*orphans, *(e for c in self.cameras for e in c.unsaved_exposures)]
 
-        spools = {camera.spool_dir for camera in self.cameras}
-        spools.add(default_spool_dir())
-        results: list[Any] = []
-        for spool in sorted(spools):
-            results.extend(await run_in_executor(recover, spool, overwrite))
+    async def recover(
+        self,
+        overwrite: bool = False,
+        spool_dirs: list[os.PathLike | str] | None = None,
+    ) -> list[Any]:
+        """Writes spooled frames and frames held in memory to their targets.
+
+        Runs `camera_core.spool.recover_all` on ``spool_dirs`` (by default the
+        spool directory of every camera and the default one) and on
+        `unsaved_exposures`.
+
+        Returns
+        -------
+        results
+            One `~camera_core.spool.RecoverResult` per frame found.
+        """
+        from .spool import recover_all
+
+        if spool_dirs is None:
+            spools = {camera.spool_dir for camera in self.cameras}
+            spools.add(default_spool_dir())
+            spool_dirs = sorted(spools)
+        results = await recover_all(self.unsaved_exposures, spool_dirs, overwrite)
+        self._orphaned_unsaved = [
+            e for e in self._orphaned_unsaved if e in e.camera._unsaved
+        ]
         return results

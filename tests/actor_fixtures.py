@@ -33,6 +33,7 @@ def actor_config(tmp_path: Path, **simulator: Any) -> dict[str, Any]:
             "name": f"camtest_{uuid.uuid4().hex[:8]}",
             **BROKER,
             "data_dir": str(tmp_path / "data"),
+            "spool_dir": str(tmp_path / "spool"),
             "image_name": "{camera.name}-{num:04d}.fits",
             "image_dir": "{camera.name}",
             "default_cameras": [],

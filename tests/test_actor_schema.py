@@ -88,6 +88,8 @@ SIMPLE = [
     "reconnect sim2",
     "reconnect nocam",
     "reconnect --timeout 0",
+    "recover",
+    "recover --overwrite",
     "",
     "nonsense",
     'expose "unbalanced',
@@ -150,7 +152,10 @@ async def run_suite(actor, client) -> None:
     sim2.clear_faults()
     sim1.inject_fault("write_failure")
     await send(client, actor, "expose sim1 0.05", time_limit=5)
+    sim1.inject_fault("write_failure", include_spool=True)  # kept in memory
+    await send(client, actor, "expose sim1 0.05", time_limit=5)
     sim1.clear_faults()
+    await send(client, actor, "recover", time_limit=5)
     sim2.inject_fault("cooler_never_settles")
     await send(client, actor, "temperature sim2 -10 --timeout 0.3", time_limit=5)
     sim2.clear_faults()

@@ -28,6 +28,7 @@ from .gain import gain
 from .group import CameraCommandGroup
 from .list_cameras import list_cameras
 from .reconnect import reconnect
+from .recover import recover
 from .set_default import set_default
 from .shutter import shutter
 from .status import status
@@ -46,6 +47,7 @@ COMMON_COMMANDS = (
     list_cameras,
     set_default,
     reconnect,
+    recover,
     capabilities,
     get_schema,
     help_,

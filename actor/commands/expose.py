@@ -9,7 +9,7 @@ import click
 from clu import Command
 from clu.parsers.click import CluCommand
 
-from camera_core import BaseCamera, Exposure
+from camera_core import BaseCamera, Exposure, ExposureWriteError
 from camera_core.utils import run_in_executor
 
 from ..paths import contained_path
@@ -21,6 +21,7 @@ from ..tools import (
     split_values,
     to_json,
 )
+from .recover import report_unsaved
 
 
 @click.command(cls=CluCommand)
@@ -209,7 +210,10 @@ async def _target(
 
 async def _write(command: Command, exposure: Exposure) -> None:
     """Writes a frame and reports its ``filename`` keyword."""
-    await exposure.write()
+    try:
+        await exposure.write()
+    except ExposureWriteError as err:  # kept in memory: tell everyone, loudly
+        raise report_unsaved(command, exposure, err) from err
     result = exposure.write_result
     reply = command.warning if result.spooled else command.info
     reply(

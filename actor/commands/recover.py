@@ -1,0 +1,92 @@
+"""``recover``: write spooled frames and frames held in memory to their targets.
+
+Also reports frames that could be written nowhere (`report_unsaved`), which
+only this command can save.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from clu import Command
+from clu.parsers.click import CluCommand
+
+from camera_core import Exposure, ExposureWriteError
+from camera_core.spool import RecoverResult
+
+from ..cli_recover import spool_dirs
+from ..tools import to_json
+
+__all__ = ["recover", "report_unsaved"]
+
+
+def _recovered(result: RecoverResult) -> dict:
+    return to_json(
+        {
+            "camera": result.camera,
+            "exposure_id": result.exposure_id,
+            "filename": result.target,
+            "path": result.spool_file,
+            "source": result.source,
+            "recovered": result.recovered,
+            "error": result.error,
+        }
+    )
+
+
+@click.command(cls=CluCommand)
+@click.option("--overwrite", is_flag=True, help="Replace existing target files.")
+async def recover(command: Command, overwrite: bool):
+    """Writes spooled frames and frames held in memory to their targets."""
+    system = command.actor.camera_system
+    dirs: list[Path] = spool_dirs(system.config)
+    dirs += [Path(camera.spool_dir).expanduser() for camera in system.cameras]
+    results = await system.recover(overwrite=overwrite, spool_dirs=dirs)
+    for result in results:
+        reply = command.info if result.recovered else command.warning
+        reply(recovered=_recovered(result))
+    if not results:
+        return command.finish(text="Nothing to recover: no frame in memory or spool.")
+    done = sum(result.recovered for result in results)
+    if done < len(results):
+        return command.fail(
+            error=f"{len(results) - done} of {len(results)} frames not recovered "
+            "(see the recovered keywords): free space or fix permissions and run "
+            "recover again; use --overwrite to replace existing files."
+        )
+    return command.finish(text=f"Recovered {done} frames.")
+
+
+def report_unsaved(
+    command: Command, exposure: Exposure, error: ExposureWriteError
+) -> ExposureWriteError:
+    """Broadcasts a critical ``unsaved_frame`` for a frame held in memory.
+
+    Returns
+    -------
+    error
+        The error to fail the command with: what happened and what to do.
+    """
+    camera = exposure.camera
+    held = len(command.actor.camera_system.unsaved_exposures)
+    cause = str(error.__cause__ or error)
+    command.actor.write(
+        "!",
+        unsaved_frame=to_json(
+            {
+                "camera": camera.name,
+                "exposure_id": exposure.exposure_id,
+                "filename": exposure.filename,
+                "spool_dir": camera.spool_dir,
+                "error": cause,
+                "in_memory": held,
+            }
+        ),
+        broadcast=True,
+    )
+    return ExposureWriteError(
+        f"frame {exposure.exposure_id} NOT WRITTEN to disk nor spool ({cause}); "
+        f"it is held in memory ({held} frame(s) in all): free space or fix "
+        "permissions, then send 'recover' (stopping the actor loses them)."
+    )

@@ -1,0 +1,154 @@
+"""Atomic file creation: a fsynced temporary file linked into place.
+
+A file is first written to a temporary file in its target directory, fsynced,
+and then linked (or, when overwriting, renamed) into place, so a reader never
+sees a partial file and an existing file is never replaced unless asked.
+
+Everything here blocks and is meant to run in an executor.
+"""
+
+from __future__ import annotations
+
+import errno
+import gzip
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from astropy.io import fits
+
+from . import compress, fitsio_fast
+
+__all__ = ["atomic_stream", "write_atomic"]
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _publish(tmp: Path, target: Path, overwrite: bool) -> None:
+    """Moves a finished temporary file into place, atomically."""
+    if overwrite:
+        os.replace(tmp, target)
+        return
+    try:
+        os.link(tmp, target)  # fails if the target exists: never clobbers
+    except FileExistsError:
+        raise
+    except OSError as err:
+        if err.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
+            raise
+        # Filesystems without hard links: check, then rename.
+        if target.exists():
+            raise FileExistsError(errno.EEXIST, "File exists", str(target)) from err
+        os.replace(tmp, target)
+        return
+    os.unlink(tmp)
+
+
+def atomic_stream(
+    target: Path,
+    overwrite: bool,
+    write: Callable[[Any], None],
+) -> None:
+    """Creates ``target`` through a fsynced temporary file in its directory.
+
+    Parameters
+    ----------
+    target
+        The file to create. Missing parent directories are created.
+    overwrite
+        Whether an existing ``target`` may be replaced.
+    write
+        Called with the open binary temporary file; writes the content.
+
+    Raises
+    ------
+    FileExistsError
+        If ``target`` exists and ``overwrite`` is False.
+    OSError
+        If the directory or the file cannot be written; no partial file is
+        left behind.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not overwrite and target.exists():
+        raise FileExistsError(errno.EEXIST, "File exists", str(target))
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=".part", dir=target.parent
+    )
+    tmp = Path(tmp_name)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
+        with os.fdopen(fd, "wb") as raw:
+            write(raw)
+            raw.flush()
+            os.fsync(raw.fileno())
+        _publish(tmp, target, overwrite)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(target.parent)
+
+
+def write_atomic(
+    hdulist: fits.HDUList,
+    target: Path,
+    overwrite: bool = False,
+    checksum: bool = True,
+    gzip_level: int = 1,
+) -> tuple[str | None, str | None]:
+    """Writes an HDU list to ``target`` atomically (blocking).
+
+    Files whose name ends in ``.gz`` are gzip-compressed as they are written,
+    at ``gzip_level``, without re-opening the written file.
+
+    Returns
+    -------
+    sums
+        ``(DATASUM, CHECKSUM)`` of the first HDU with data.
+    """
+    sums: list[tuple[str | None, str | None]] = []
+
+    def write(raw: Any) -> None:
+        prepared = fitsio_fast.prepare(hdulist, checksum, compress.compress_hdu)
+        if target.name.endswith(".gz"):
+            with gzip.GzipFile(
+                fileobj=raw,
+                mode="wb",
+                compresslevel=gzip_level,
+                filename=target.name[:-3],
+                mtime=0,
+            ) as gz:
+                if prepared is None:
+                    hdulist.writeto(gz, checksum=checksum)
+                else:
+                    fitsio_fast.write_stream(prepared, gz)
+        elif prepared is None:
+            hdulist.writeto(raw, checksum=checksum)
+        else:
+            raw.flush()
+            fitsio_fast.write_fd(prepared, raw.fileno())
+        sums.append(_sums(hdulist) if prepared is None else prepared.sums())
+
+    atomic_stream(target, overwrite, write)
+    return sums[0]
+
+
+def _sums(hdulist: fits.HDUList) -> tuple[str | None, str | None]:
+    for hdu in hdulist:
+        if hdu.header.get("NAXIS", 0) > 0 or hdu.header.get("ZNAXIS", 0) > 0:
+            return hdu.header.get("DATASUM"), hdu.header.get("CHECKSUM")
+    return hdulist[0].header.get("DATASUM"), hdulist[0].header.get("CHECKSUM")

@@ -1,0 +1,373 @@
+"""The spool: frames that could not reach their target, and their recovery.
+
+When a frame's target stays unwritable, `spool_frame` writes the frame, byte
+for byte as it would have been written, to the spool directory together with
+a JSON sidecar (``<file>.json``) that records its target, camera, exposure id,
+the error, its checksums and its header cards. `recover` later verifies each
+spooled file's checksums and copies it, atomically, to its target.
+
+Spooling holds a shared lock on the spool directory while it writes a frame
+and its sidecar, and `recover` an exclusive one, so a recovery (of this
+process or of another one, such as ``camactor recover``) never sees a frame
+without its sidecar, and two recoveries never race for the same frame.
+
+Frames that could be written neither to their target nor to the spool stay in
+memory (`camera_core.camera.BaseCamera.unsaved_exposures`); `recover_unsaved`
+writes them again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import filecmp
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from astropy.io import fits
+from astropy.time import Time
+
+from .atomic import atomic_stream, write_atomic
+from .exceptions import ExposureError, ExposureWriteError
+from .utils import run_in_executor
+
+if TYPE_CHECKING:
+    from .exposure import Exposure
+
+__all__ = [
+    "RecoverResult",
+    "recover",
+    "recover_all",
+    "recover_unsaved",
+    "spool_frame",
+]
+
+#: Called before each write attempt with the path and whether it is the spool.
+FaultHook = Callable[[Path, bool], None]
+
+
+@dataclasses.dataclass
+class RecoverResult:
+    """The outcome of recovering one frame.
+
+    Attributes
+    ----------
+    spool_file
+        The spooled file (`None` for a frame that was only in memory).
+    target
+        Where the frame belongs (`None` if unknown: a bad or missing sidecar).
+    recovered
+        Whether the frame is now at its target.
+    error
+        Why it is not, or a warning about a recovered frame.
+    camera
+        The camera that took the frame, if known.
+    exposure_id
+        The frame's exposure id, if known.
+    source
+        ``"spool"`` or ``"memory"``.
+    """
+
+    spool_file: Path | None
+    target: Path | None
+    recovered: bool
+    error: str | None = None
+    camera: str | None = None
+    exposure_id: str | None = None
+    source: str = "spool"
+
+
+@contextlib.contextmanager
+def _dir_lock(directory: Path, exclusive: bool) -> Iterator[None]:
+    """Holds a `flock` on a directory (shared or exclusive), blocking."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def header_cards(hdulist: fits.HDUList) -> list[list[Any]]:
+    """The cards of the image header as ``[keyword, value, comment]`` lists."""
+    index = 1 if isinstance(hdulist[0], fits.PrimaryHDU) and len(hdulist) > 1 else 0
+    if hdulist[0].header.get("NAXIS", 0) > 0:
+        index = 0
+    cards = []
+    for card in hdulist[index].header.cards:
+        value = card.value
+        if not isinstance(value, (str, int, float, bool)) and value is not None:
+            value = str(value)
+        cards.append([card.keyword, value, card.comment])
+    return cards
+
+
+def spool_frame(
+    hdulist: fits.HDUList,
+    target: Path,
+    spool_dir: Path,
+    checksum: bool,
+    gzip_level: int,
+    metadata: dict[str, Any],
+    error: str,
+    overwrite: bool,
+    fault_hook: FaultHook | None = None,
+) -> tuple[Path, Path, tuple[str | None, str | None]]:
+    """Writes a frame and its JSON sidecar to the spool (blocking).
+
+    Returns
+    -------
+    spooled
+        The spooled file, its sidecar and ``(DATASUM, CHECKSUM)``.
+
+    Raises
+    ------
+    OSError
+        If the spool cannot be written; nothing is left in it then.
+    """
+    stamp = Time.now().utc.strftime("%Y%m%dT%H%M%S")
+    exposure_id = str(metadata.get("exposure_id", "frame"))
+    spool_file = spool_dir / f"{stamp}-{exposure_id}-{target.name}"
+    sidecar_path = spool_file.with_name(spool_file.name + ".json")
+    if fault_hook is not None:
+        fault_hook(spool_file, True)
+    spool_dir.mkdir(parents=True, exist_ok=True)
+    with _dir_lock(spool_dir, exclusive=False):
+        datasum, check = write_atomic(hdulist, spool_file, False, checksum, gzip_level)
+        sidecar = {
+            **metadata,
+            "target": str(target),
+            "spool_file": spool_file.name,
+            "spooled_at": Time.now().utc.isot,
+            "error": error,
+            "overwrite": overwrite,
+            "datasum": datasum,
+            "checksum": check,
+            "header": header_cards(hdulist),
+        }
+        text = json.dumps(sidecar, indent=1, default=str).encode()
+        try:
+            atomic_stream(sidecar_path, False, lambda raw: raw.write(text))
+        except BaseException:
+            spool_file.unlink(missing_ok=True)  # no frame without its sidecar
+            raise
+    return spool_file, sidecar_path, (datasum, check)
+
+
+def verify_file(path: Path, datasum: str | None = None) -> None:
+    """Checks every HDU's ``DATASUM`` and ``CHECKSUM`` (blocking, thread-safe).
+
+    Parameters
+    ----------
+    path
+        A FITS file, possibly gzip-compressed.
+    datasum
+        If given, the ``DATASUM`` the first HDU with data must have.
+
+    Raises
+    ------
+    ValueError
+        If a sum does not match.
+    OSError
+        If the file cannot be read.
+    """
+    with fits.open(path, disable_image_compression=True, lazy_load_hdus=False) as hdul:
+        first: str | None = None
+        for index, hdu in enumerate(hdul):
+            if hdu.verify_datasum() == 0 or hdu.verify_checksum() == 0:
+                raise ValueError(f"HDU {index} of {path} fails its checksum")
+            has_data = hdu.header.get("NAXIS", 0) > 0 or "ZNAXIS" in hdu.header
+            if first is None and has_data:
+                first = str(hdu.header.get("DATASUM"))
+        if datasum is not None and first is not None and first != str(datasum):
+            raise ValueError(f"{path} has DATASUM {first}, its sidecar says {datasum}")
+
+
+def _same_file(one: Path, other: Path) -> bool:
+    try:
+        return filecmp.cmp(one, other, shallow=False)
+    except OSError:
+        return False
+
+
+def _recover_one(
+    spool_dir: Path,
+    sidecar_path: Path,
+    overwrite: bool,
+    fault_hook: FaultHook | None,
+) -> RecoverResult:
+    try:
+        sidecar = json.loads(sidecar_path.read_text())
+        spool_file = spool_dir / sidecar["spool_file"]
+        target = Path(sidecar["target"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        return RecoverResult(
+            sidecar_path, None, False, f"bad sidecar ({err}); recover it by hand"
+        )
+    result = RecoverResult(
+        spool_file,
+        target,
+        False,
+        camera=sidecar.get("camera"),
+        exposure_id=sidecar.get("exposure_id"),
+    )
+    if not spool_file.exists():
+        if target.exists():  # recovered earlier, but the sidecar stayed
+            sidecar_path.unlink(missing_ok=True)
+            result.recovered = True
+        else:
+            result.error = f"{spool_file} is missing; only its sidecar is left"
+        return result
+    try:
+        verify_file(spool_file, sidecar.get("datasum"))
+    except (OSError, ValueError) as err:
+        result.error = f"not recovered, the spooled file is damaged: {err}"
+        return result
+    try:
+        if fault_hook is not None:
+            fault_hook(target, False)
+        with open(spool_file, "rb") as src:
+            atomic_stream(
+                target, overwrite, lambda raw: shutil.copyfileobj(src, raw, 1 << 22)
+            )
+    except FileExistsError:
+        if not _same_file(spool_file, target):
+            result.error = (
+                f"{target} already exists and differs; the frame stays in the "
+                "spool (recover with overwrite to replace the file)"
+            )
+            return result
+    except OSError as err:
+        result.error = f"{target} is still not writable: {err}"
+        return result
+    result.recovered = True
+    try:
+        spool_file.unlink()
+        sidecar_path.unlink()
+    except OSError as err:
+        result.error = f"recovered, but not removed from the spool: {err}"
+    return result
+
+
+def recover(
+    spool_dir: Path | str,
+    overwrite: bool = False,
+    fault_hook: FaultHook | None = None,
+) -> list[RecoverResult]:
+    """Writes every spooled frame to its original target (blocking).
+
+    Each spooled file's checksums are verified, then its bytes (the full
+    original header and data) are copied to the target atomically. A frame is
+    removed from the spool only after its target is written; a frame whose
+    target exists with other content (and ``overwrite`` is False), is still
+    unwritable or fails its checksums stays in the spool. A target that
+    already holds the identical file counts as recovered. Files without a
+    sidecar are reported, never guessed at.
+
+    Parameters
+    ----------
+    spool_dir
+        The spool directory.
+    overwrite
+        Whether to replace existing target files.
+    fault_hook
+        Called before each write with ``(path, False)``; for fault injection.
+
+    Returns
+    -------
+    results
+        One `RecoverResult` per spooled frame found.
+    """
+    spool_dir = Path(spool_dir).expanduser()
+    if not spool_dir.is_dir():
+        return []
+    results: list[RecoverResult] = []
+    with _dir_lock(spool_dir, exclusive=True):
+        sidecars = sorted(spool_dir.glob("*.json"))
+        for sidecar_path in sidecars:
+            results.append(_recover_one(spool_dir, sidecar_path, overwrite, fault_hook))
+        known = {path.name[: -len(".json")] for path in sidecars}
+        for path in sorted(spool_dir.iterdir()):
+            if path.name.startswith(".") or path.suffix == ".json":
+                continue
+            if path.name not in known and path.is_file():
+                results.append(
+                    RecoverResult(
+                        path,
+                        None,
+                        False,
+                        "no sidecar, so its target is unknown; the file holds "
+                        "the frame and its header: move it by hand",
+                    )
+                )
+    return results
+
+
+async def recover_unsaved(
+    exposures: Iterable[Exposure], overwrite: bool = False
+) -> list[RecoverResult]:
+    """Writes frames held in memory again: to their target, else the spool.
+
+    Parameters
+    ----------
+    exposures
+        Exposures whose write failed even to the spool
+        (`~camera_core.camera.BaseCamera.unsaved_exposures`).
+    overwrite
+        Whether to replace existing targets.
+
+    Returns
+    -------
+    results
+        One `RecoverResult` per exposure (``source`` ``"memory"``).
+    """
+    results = []
+    for exposure in list(exposures):
+        result = RecoverResult(
+            None,
+            None if exposure.filename is None else Path(exposure.filename),
+            False,
+            camera=exposure.camera.name,
+            exposure_id=exposure.exposure_id,
+            source="memory",
+        )
+        results.append(result)
+        try:
+            await exposure.write(overwrite=overwrite)
+        except ExposureWriteError as err:  # still nowhere to go: still held
+            result.error = str(err)
+            continue
+        except ExposureError as err:  # written with a warning, or spooled
+            result.error = str(err)
+        written = exposure.write_result
+        result.recovered = not written.spooled
+        if written.spooled:
+            result.spool_file = written.path
+            if not written.target_exists:
+                result.error = (
+                    f"{written.target} is still not writable ({written.error}); "
+                    f"the frame is now in the spool as {written.path}"
+                )
+    return results
+
+
+async def recover_all(
+    exposures: Iterable[Exposure],
+    spool_dirs: Iterable[Path | str],
+    overwrite: bool = False,
+) -> list[RecoverResult]:
+    """Recovers the spool directories, then the frames held in memory.
+
+    The spool is recovered first (in an executor), so a frame from memory that
+    can only reach the spool is reported once.
+    """
+    results: list[RecoverResult] = []
+    for spool_dir in dict.fromkeys(Path(d).expanduser() for d in spool_dirs):
+        results.extend(await run_in_executor(recover, spool_dir, overwrite))
+    results.extend(await recover_unsaved(exposures, overwrite))
+    return results
