@@ -18,6 +18,7 @@ import click
 from camera_core.config import default_config_path
 from camera_core.utils import maybe_await
 
+from .cli_recover import recover_command
 from .config import (
     ConfigError,
     apply_env,
@@ -34,7 +35,6 @@ from .daemon import (
     run_in_foreground,
     setup_logging,
 )
-from .cli_recover import recover_command
 from .demo import run_demo
 
 

@@ -113,13 +113,18 @@ class BaseCameraActor:
         return redact_text(super().__repr__())
 
     def set_default_cameras(self, cameras: str | list[str] | None = None) -> None:
-        """Sets the cameras used when a command names none."""
+        """Sets the cameras used when a command names none.
+
+        The list is changed in place: interfaces sharing it (see
+        `actor.legacy.LegacyCameraActor`) all see the new defaults.
+        """
         if cameras is None:
-            self.default_cameras = []
+            names = []
         elif isinstance(cameras, str):
-            self.default_cameras = [cameras]
+            names = [cameras]
         else:
-            self.default_cameras = list(cameras)
+            names = list(cameras)
+        self.default_cameras[:] = names
 
     def new_sequence(self, camera_name: str, total: int) -> Sequence:
         """Registers an ``expose --count`` sequence running on a camera."""

@@ -168,7 +168,7 @@ _ACTOR_KEYS = {
     "legacy": _key(
         ["object", "null"],
         None,
-        "Reserved for the Tron (legacy) interface: {host, port}.",
+        "Also serve the commands on the Tron (legacy) TCP protocol at {host, port}.",
         additionalProperties=False,
         required=["host", "port"],
         properties={"host": {"type": "string", "minLength": 1}, "port": _PORT},

@@ -122,6 +122,7 @@ async def serve(config: dict[str, Any]) -> bool:
         closed on its own.
     """
     from .actor import CameraActor
+    from .legacy import LegacyCameraActor
 
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
@@ -132,10 +133,14 @@ async def serve(config: dict[str, Any]) -> bool:
     log.info("Configuration: %s", redacted(config["actor"]))
     actor = CameraActor.from_config(config)
     actor.log.addFilter(RedactingFilter())  # CLU logs its broker URL
+    legacy = None
     signalled = False
     try:
         await actor.start()
         log.info("Actor %s running on %s.", name, broker_address(config))
+        if config["actor"].get("legacy") is not None:
+            legacy = await LegacyCameraActor.beside(actor, config).start()
+            log.info("Legacy (Tron) interface on %s:%s.", legacy.host, legacy.port)
         await actor.run_forever()
         log.warning("Actor %s: the broker connection closed.", name)
     except asyncio.CancelledError:
@@ -143,6 +148,8 @@ async def serve(config: dict[str, Any]) -> bool:
         log.info("Actor %s: stopping on a signal.", name)
     finally:
         try:
+            if legacy is not None:
+                await legacy.stop()
             await actor.stop()
         except Exception:
             log.exception("Actor %s did not stop cleanly.", name)

@@ -207,9 +207,15 @@ def split_values(
     """Splits ``CAMERAS... VALUES`` into camera names and up to ``most`` values.
 
     Trailing tokens that parse as ``kind`` (int or float) are values; the rest
-    are camera names. Raises `ValueError` if a camera name follows a value.
+    are camera names. Raises `ValueError` if a camera name follows a value, or
+    for an unknown option (CLU passes those through as arguments).
     """
     tokens = list(args)
+    for token in tokens:
+        if token.startswith("-") and not is_number(token):
+            raise ValueError(
+                f"Unknown option {token!r}. Send 'help <command>' for the options."
+            )
     values: list[Any] = []
     while tokens and len(values) < most:
         try:
