@@ -103,6 +103,7 @@ class CameraSystem(LoggerMixIn, Generic[_T_BaseCamera], metaclass=abc.ABCMeta):
         self._tasks: set[asyncio.Task] = set()
         #: Unsaved frames of cameras that were removed (see `unsaved_exposures`).
         self._orphaned_unsaved: list[Any] = []
+        self._recovering = asyncio.Lock()  # one recovery at a time
         self.setup()
 
     def _validate_camera_config(self) -> None:
@@ -339,7 +340,8 @@ class CameraSystem(LoggerMixIn, Generic[_T_BaseCamera], metaclass=abc.ABCMeta):
             spools = {camera.spool_dir for camera in self.cameras}
             spools.add(default_spool_dir())
             spool_dirs = sorted(spools)
-        results = await recover_all(self.unsaved_exposures, spool_dirs, overwrite)
+        async with self._recovering:  # never two writes of one frame in memory
+            results = await recover_all(self.unsaved_exposures, spool_dirs, overwrite)
         self._orphaned_unsaved = [
             e for e in self._orphaned_unsaved if e in e.camera._unsaved
         ]

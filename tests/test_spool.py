@@ -275,3 +275,21 @@ async def test_cli_recover_needs_no_broker(tmp_path):
     with verified(targets[0]) as hdul:
         assert hdul[0].header["OBJECT"] == "field 10"
     assert list((tmp_path / "s1").iterdir()) == []
+
+
+async def test_concurrent_recovers_write_a_memory_frame_once(camera, tmp_path):
+    camera.write_fault = lambda path, is_spool: (_ for _ in ()).throw(
+        OSError(errno.EROFS, "Read-only file system (injected)")
+    )
+    exposure = Exposure(camera, data=np.full((8, 8), 3, np.uint16))
+    with pytest.raises(ExposureWriteError):
+        await exposure.write(tmp_path / "once.fits")
+    camera.write_fault = None
+    system = camera.camera_system
+    runs = await asyncio.gather(
+        *(system.recover(spool_dirs=[camera.spool_dir]) for _ in range(3))
+    )
+    results = [result for run in runs for result in run]
+    assert [(r.recovered, r.error) for r in results] == [(True, None)]
+    assert not camera.spool_dir.exists() or list(camera.spool_dir.iterdir()) == []
+    verified(tmp_path / "once.fits").close()
