@@ -288,12 +288,16 @@ def recover(
         return []
     results: list[RecoverResult] = []
     with _dir_lock(spool_dir, exclusive=True):
-        sidecars = sorted(spool_dir.glob("*.json"))
+        sidecars = [  # a frame may itself be named *.json: its sidecar is not
+            path
+            for path in sorted(spool_dir.glob("*.json"))
+            if not path.with_name(path.name + ".json").exists()
+        ]
         for sidecar_path in sidecars:
             results.append(_recover_one(spool_dir, sidecar_path, overwrite, fault_hook))
         known = {path.name[: -len(".json")] for path in sidecars}
         for path in sorted(spool_dir.iterdir()):
-            if path.name.startswith(".") or path.suffix == ".json":
+            if path.name.startswith(".") or path in sidecars:
                 continue
             if path.name not in known and path.is_file():
                 results.append(

@@ -293,3 +293,12 @@ async def test_concurrent_recovers_write_a_memory_frame_once(camera, tmp_path):
     assert [(r.recovered, r.error) for r in results] == [(True, None)]
     assert not camera.spool_dir.exists() or list(camera.spool_dir.iterdir()) == []
     verified(tmp_path / "once.fits").close()
+
+
+async def test_a_frame_named_json_is_not_taken_for_a_sidecar(tmp_path):
+    spool, target = tmp_path / "spool", tmp_path / "odd.json"
+    await spool_one(frame(11), target, spool)
+    (result,) = recover(spool)
+    assert result.recovered and result.error is None
+    with verified(target) as hdul:
+        assert hdul[0].header["OBJECT"] == "field 11"
