@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
-import aiormq
 import click
 from clu import Command
 from clu.actor import AMQPActor, JSONActor
@@ -21,6 +20,7 @@ from camera_core.simulator import SimulatedCameraSystem
 from .bridge import EventBridge
 from .cli_secrets import hide_secrets, redact_text
 from .commands import build_parser
+from .outbox import ReplyOutbox
 from .validation import install_validator
 
 __all__ = [
@@ -181,26 +181,63 @@ class CameraActor(BaseCameraActor, AMQPActor):
     CLU binds every client's replies queue to ``reply.#``, so each one receives
     every reply on the bus. This actor never reads other actors' replies, so
     its queue only gets the replies to its own commands (``reply.<name>.#``).
+
+    The connection is aio-pika's robust one: when the broker goes away it is
+    retried every `reconnect_interval` seconds, and the exchange, both queues,
+    their bindings (``reply.<name>.#`` included) and consumers are declared
+    again once it is back. Replies written meanwhile wait, in order, in a
+    `~actor.outbox.ReplyOutbox` and are published after the reconnection.
     """
+
+    #: Seconds between reconnection attempts once the broker is lost
+    #: (aio-pika's default is 5).
+    reconnect_interval: float = 1.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.outbox = ReplyOutbox(self._publish_reply, self.log)
 
     async def start(self, **kwargs: Any):
         """Starts the actor with a replies queue that ignores the bus."""
         await super().start(**kwargs)
         exchange = self.connection.exchange
+        # The robust queue records these, and applies them again on reconnection.
         await self.replies_queue.bind(exchange, routing_key=f"reply.{self.name}.#")
         await self.replies_queue.unbind(exchange, routing_key="reply.#")
+        connection = self.connection.connection
+        connection.reconnect_interval = self.reconnect_interval
+        connection.close_callbacks.add(self._broker_lost)
+        connection.reconnect_callbacks.add(self._broker_back)
+        self.outbox.start()
         return self
 
+    async def stop(self) -> None:
+        """Stops the actor; replies the broker can no longer take are dropped."""
+        connection = self.connection.connection
+        if connection is not None:
+            connection.close_callbacks.discard(self._broker_lost)
+            connection.reconnect_callbacks.discard(self._broker_back)
+        await self.outbox.stop()
+        await super().stop()
+
+    def _broker_lost(self, _connection: Any, error: BaseException | None) -> None:
+        self.outbox.connection_lost(error)
+
+    def _broker_back(self, _connection: Any) -> None:
+        self.log.info(f"Reconnected to the broker; queues of {self.name} restored.")
+        self.outbox.connection_restored()
+
     async def _write_internal(self, reply: Any, write_to_log: bool = True) -> None:
-        """Publishes a reply; one nobody listens to is dropped, not an error.
+        """Publishes a reply through the outbox (kept while the broker is away).
 
         Replies are published as mandatory, so the broker returns those with no
-        queue to go to (a commander that left, a broadcast with no client).
+        queue to go to (a commander that left, a broadcast with no client): they
+        are dropped, except just after an outage (see `ReplyOutbox`).
         """
-        try:
-            await super()._write_internal(reply, write_to_log=write_to_log)
-        except aiormq.exceptions.PublishError as err:
-            self.log.debug(f"Reply not delivered (no listener): {err}")
+        await self.outbox.send(reply, write_to_log)
+
+    async def _publish_reply(self, reply: Any, write_to_log: bool) -> None:
+        await super()._write_internal(reply, write_to_log=write_to_log)
 
     async def new_command(
         self, message: aio_pika.abc.AbstractIncomingMessage, ack: bool = True

@@ -10,7 +10,12 @@ from fakes import FakeLib, IntegratingCamera, TestSystem
 from camera_core import CameraEvent, EventListener
 
 #: The real-broker actor fixtures (actor, client) are shared by every test file.
-pytest_plugins = ["actor_fixtures", "alpaca_fixtures", "indi_fixtures"]
+pytest_plugins = [
+    "actor_fixtures",
+    "alpaca_fixtures",
+    "broker_processes",
+    "indi_fixtures",
+]
 
 
 @pytest.fixture
