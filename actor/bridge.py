@@ -180,7 +180,8 @@ class EventBridge:
                     error={
                         "camera": camera_name,
                         "error": f"frame spooled to {payload.get('path')}: "
-                        f"{payload.get('error')}",
+                        f"{payload.get('error')}; send 'recover' once its "
+                        "directory is writable",
                     },
                     broadcast=True,
                 )

@@ -101,7 +101,8 @@ async def test_data_dir_turns_readonly_mid_sequence(rig, written, tmp_path):
     assert codes(command).count("w") >= 3
     # The user is told where each frame went, and why.
     told = [e["error"] for _, e in log.values("error") if isinstance(e, dict)]
-    assert len(told) == 3 and all("Read-only" in e for e in told), told
+    assert len(told) == 3, told
+    assert all("Read-only" in e and "send 'recover'" in e for e in told), told
     sidecars = {}
     for path in (tmp_path / "spool").glob("*.json"):
         sidecar = json.loads(path.read_text())
