@@ -158,7 +158,21 @@ class BaseCameraActor:
             command.set_status(command.status.RUNNING, silent=True)
             command.fail(error=f"Cannot parse command {body!r}: {err}.")
             return command
-        return super().parse_command(command)
+        try:
+            return super().parse_command(command)
+        except Exception as err:  # CLU builds the click context outside its try
+            if command.status.is_done:
+                raise
+            command.set_status(command.status.RUNNING, silent=True)
+            first = body.split()[0]
+            if first.startswith("-"):
+                command.fail(
+                    error=f"Cannot parse {body!r}: a command starts with its name, "
+                    f"not an option ({first!r}). Send 'help' to list the commands."
+                )
+            else:
+                self._handle_command_exception(command, err)
+            return command
 
     def _handle_command_exception(self, command: Command, exception: Exception):
         """Fails unparsable commands with click's own reason in the error."""

@@ -31,7 +31,7 @@ from actor.actor import CameraActor
 
 #: Seconds a terminal reply may arrive after the command's own timeout (the
 #: time to notice, fail the command and carry the reply over the broker).
-SLACK = 1.0
+SLACK = 1.5
 
 
 async def timed(client, actor, text: str, time_limit: float = 20.0):
@@ -232,17 +232,21 @@ async def test_unplug_mid_exposure(started: Started, tmp_path):
     actor, client = started.actor, started.client
     await wait_for(lambda: camera(actor, "sim1").connected, 5)
     sim1 = camera(actor, "sim1")
+    start = time.monotonic()
     command, elapsed = await timed(client, actor, "expose sim1 sim2 1.2")
     assert command.status.did_fail
-    assert elapsed < 1.2 * 0.25 + SLACK  # well before exptime + margin
+    assert elapsed < 1.2 + 2.0 + SLACK  # sim2's exposure, within its timeout
     assert (
         "sim1: Exposure on sim1 failed: Camera sim1 (SIM-1) vanished during the "
         "exposure." in errors(command)
     )
     assert fits_files(tmp_path, "sim1") == []
     assert [w["camera"] for w in keywords(command, "filename")] == ["sim2"]
-    lost = [v for _, v in started.log.values("camera_disconnected")]
-    assert [(v["camera"], "vanished" in v["error"]) for v in lost] == [("sim1", True)]
+    lost = started.log.values("camera_disconnected")
+    assert [(v["camera"], "vanished" in v["error"]) for _, v in lost] == [
+        ("sim1", True)
+    ]
+    assert lost[0][0] - start < 1.2 * 0.25 + SLACK  # sim1 lost when unplugged
     # The poller drops the unplugged camera; commands naming it fail clearly.
     await wait_for(lambda: not actor.camera_system.get_camera(name="sim1"), 5)
     await fails(client, actor, "expose sim1 0.05", match="Unknown camera 'sim1'")

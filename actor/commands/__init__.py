@@ -10,7 +10,6 @@ import click
 from clu.parsers.click import (
     get_command_model,
     get_schema,
-    help_,
     keyword,
     ping,
     version,
@@ -26,6 +25,7 @@ from .expose import expose
 from .finish import finish
 from .gain import gain
 from .group import CameraCommandGroup
+from .help import help_
 from .list_cameras import list_cameras
 from .reconnect import reconnect
 from .recover import recover

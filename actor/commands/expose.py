@@ -12,6 +12,7 @@ from clu.parsers.click import CluCommand
 from camera_core import BaseCamera, Exposure, ExposureWriteError
 from camera_core.utils import run_in_executor
 
+from ..params import FiniteFloatRange
 from ..paths import contained_path
 from ..tools import (
     fail_if_busy,
@@ -69,7 +70,7 @@ from .recover import report_unsaved
 @click.option("--no-postprocess", is_flag=True, help="Skip post-processing.")
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloatRange(min=0, min_open=True),
     default=None,
     help="Seconds each frame may run past EXPTIME.",
 )

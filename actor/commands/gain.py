@@ -11,12 +11,15 @@ from clu.parsers.click import CluCommand
 from camera_core import BaseCamera, GainMixIn
 
 from ..keywords import gain_keyword
+from ..params import FiniteFloatRange
 from ..tools import fail_if_busy, finish_per_camera, get_cameras, require
 
 
 @click.command(cls=CluCommand)
 @click.argument("CAMERAS", nargs=-1, type=str)
-@click.option("--gain", "gain_value", type=float, default=None, help="Gain to set.")
+@click.option(
+    "--gain", "gain_value", type=FiniteFloatRange(), default=None, help="Gain to set."
+)
 @click.option("--offset", type=int, default=None, help="Offset to set.")
 @click.option("--readout-mode", type=str, default=None, help="Readout mode to set.")
 async def gain(

@@ -8,6 +8,7 @@ from clu.parsers.click import CluCommand
 
 from camera_core import BaseCamera
 
+from ..params import FiniteFloatRange
 from ..tools import fail_per_camera, get_cameras, run_per_camera
 
 
@@ -15,7 +16,7 @@ from ..tools import fail_per_camera, get_cameras, run_per_camera
 @click.argument("CAMERAS", nargs=-1, type=str)
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloatRange(min=0, min_open=True),
     default=10.0,
     show_default=True,
     help="Seconds allowed per camera.",

@@ -9,6 +9,7 @@ from clu.parsers.click import CluCommand
 from camera_core import BaseCamera, CoolerMixIn
 
 from ..keywords import temperature_keyword
+from ..params import FiniteFloatRange
 from ..tools import (
     finish_per_camera,
     get_cameras,
@@ -21,13 +22,13 @@ from ..tools import (
 @click.argument("ARGS", nargs=-1, type=str, metavar="[CAMERAS]... [TEMPERATURE]")
 @click.option(
     "--ramp",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloatRange(min=0, min_open=True),
     default=None,
     help="Ramp rate, °C per minute.",
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloatRange(min=0, min_open=True),
     default=None,
     help="Seconds to reach the set point (default: the camera's).",
 )

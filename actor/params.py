@@ -1,0 +1,28 @@
+"""Click parameter types of the actor commands."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import click
+
+__all__ = ["FiniteFloatRange"]
+
+
+class FiniteFloatRange(click.FloatRange):
+    """A `click.FloatRange` that also refuses NaN and infinities.
+
+    NaN compares false with every bound, so a plain `click.FloatRange` lets it
+    through: ``--timeout nan`` became a timeout that never expires.
+    """
+
+    name = "finite float range"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> Any:
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return super().convert(number, param, ctx)
