@@ -20,7 +20,7 @@ from camera_core.simulator import SimulatedCameraSystem
 from .bridge import EventBridge
 from .cli_secrets import hide_secrets, redact_text
 from .commands import build_parser
-from .outbox import ReplyOutbox
+from .outbox import ReplyOutbox, robust_url
 from .validation import install_validator
 
 __all__ = [
@@ -213,13 +213,13 @@ class CameraActor(BaseCameraActor, AMQPActor):
 
     async def start(self, **kwargs: Any):
         """Starts the actor with a replies queue that ignores the bus."""
+        self.connection.url = robust_url(self.connection, self.reconnect_interval)
         await super().start(**kwargs)
         exchange = self.connection.exchange
         # The robust queue records these, and applies them again on reconnection.
         await self.replies_queue.bind(exchange, routing_key=f"reply.{self.name}.#")
         await self.replies_queue.unbind(exchange, routing_key="reply.#")
         connection = self.connection.connection
-        connection.reconnect_interval = self.reconnect_interval
         connection.close_callbacks.add(self._broker_lost)
         connection.reconnect_callbacks.add(self._broker_back)
         self.outbox.start()

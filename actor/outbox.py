@@ -41,9 +41,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiormq
+from aio_pika.connection import make_url
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
+from yarl import URL
 
-__all__ = ["COALESCED_KEYWORDS", "ReplyOutbox"]
+__all__ = ["COALESCED_KEYWORDS", "ReplyOutbox", "robust_url"]
 
 #: Broadcast keywords of which only the latest per camera is worth sending late.
 COALESCED_KEYWORDS = frozenset({"exposure_state", "temperature"})
@@ -51,6 +53,27 @@ COALESCED_KEYWORDS = frozenset({"exposure_state", "temperature"})
 BROADCAST_KEY = "reply.broadcast"
 
 Publish = Callable[[Any, bool], Awaitable[Any]]
+
+
+def robust_url(listener: Any, reconnect_interval: float) -> str:
+    """The broker URL of a CLU `~clu.protocol.TopicListener`, with aio-pika's
+    ``reconnect_interval`` (its default is 5 s) set from the first connection.
+
+    A ``reconnect_interval`` already in a configured URL wins.
+    """
+    if listener.url and "reconnect_interval" in URL(listener.url).query:
+        return listener.url
+    url = make_url(
+        listener.url,
+        host=listener.host,
+        port=listener.port,
+        login=listener.user,
+        password=listener.password,
+        virtualhost=listener.virtualhost,
+        ssl=listener.ssl,
+        reconnect_interval=reconnect_interval,
+    )
+    return str(url)
 
 
 def routing_key(reply: Any) -> str:

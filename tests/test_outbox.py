@@ -16,9 +16,11 @@ from actor_test_helpers import wait_for
 from aiormq.abc import DeliveredMessage
 from clu.base import Reply
 from clu.command import Command
+from clu.protocol import TopicListener
 from pamqp.commands import Basic
+from yarl import URL
 
-from actor.outbox import ReplyOutbox
+from actor.outbox import ReplyOutbox, robust_url
 
 
 class FakeBroker:
@@ -157,3 +159,15 @@ async def test_publishes_directly_when_up_and_errors_never_escape(broker_outbox)
     outbox.publish = broken
     await outbox.send(to("client.actor", n=2))  # logged, not raised
     assert len(outbox) == 0
+
+
+def test_robust_url_sets_the_reconnect_interval_unless_configured():
+    listener = TopicListener(host="broker", port=5673, user="u", password="p:w")
+    url = URL(robust_url(listener, 1.0))
+    assert (url.host, url.port, url.user, url.password) == ("broker", 5673, "u", "p:w")
+    assert url.path == "//" and url.query["reconnect_interval"] == "1.0"
+    own = TopicListener(url="amqp://u:p@broker/vhost?reconnect_interval=7")
+    assert robust_url(own, 1.0) == own.url
+    plain = URL(robust_url(TopicListener(url="amqps://u:p@broker/vhost"), 2))
+    assert plain.scheme == "amqps" and plain.path == "/vhost"
+    assert plain.query["reconnect_interval"] == "2"
