@@ -19,6 +19,7 @@ from camera_core.config import default_config_path
 from camera_core.utils import maybe_await
 
 from .cli_expose import expose_command
+from .cli_history import history_command
 from .cli_recover import recover_command
 from .cli_status import status_command
 from .config import (
@@ -246,6 +247,7 @@ def cameras(state: CliState, timeout: float) -> None:
 
 
 camactor.add_command(recover_command)
+camactor.add_command(history_command)
 camactor.add_command(expose_command)
 camactor.add_command(status_command)
 

@@ -20,6 +20,7 @@ from camera_core.simulator import SimulatedCameraSystem
 from .bridge import EventBridge
 from .cli_secrets import hide_secrets, redact_text
 from .commands import build_parser
+from .journaling import ActorJournal, journal_path
 from .outbox import ReplyOutbox, robust_url
 from .validation import install_validator
 
@@ -67,6 +68,9 @@ class BaseCameraActor:
         one and `None` disables validation.
     max_command_bytes
         Larger command bodies are refused with an error.
+    journal
+        The exposure journal file (`actor.journaling`); `None` keeps it in
+        memory.
     args, kwargs
         Passed to the CLU actor class.
     """
@@ -79,6 +83,7 @@ class BaseCameraActor:
         command_parser: Any = None,
         schema: str | Path | None = "internal",
         max_command_bytes: int = MAX_COMMAND_BYTES,
+        journal: str | Path | None = None,
         **kwargs: Any,
     ) -> None:
         self.camera_system = camera_system
@@ -101,6 +106,7 @@ class BaseCameraActor:
         self.set_default_cameras(default_cameras)
         self.sequences: dict[str, Sequence] = {}
         self.bridge = EventBridge(self)
+        self.journal = ActorJournal(journal)  # exposure journal (issue 6)
         self.poll_interval = 1.0
         #: Frames per camera written in the background while the next one is
         #: taken; more wait (backpressure) so memory stays bounded.
@@ -135,6 +141,7 @@ class BaseCameraActor:
     async def start(self, **kwargs: Any):
         """Starts the actor, the event bridge and the camera poller."""
         await super().start(**kwargs)
+        await self.journal.start(self)  # reports exposures a crash interrupted
         self.bridge.start()
         await self.camera_system.start_camera_poller(self.poll_interval)
         return self
@@ -142,6 +149,7 @@ class BaseCameraActor:
     async def stop(self) -> None:
         """Stops the poller, the bridge and the cameras, then the actor."""
         await self.camera_system.disconnect()
+        await self.journal.stop()
         await self.bridge.stop()
         await super().stop()
 
@@ -320,6 +328,7 @@ class CameraActor(BaseCameraActor, AMQPActor):
             name=section["name"],
             default_cameras=section.get("default_cameras"),
             max_command_bytes=section.get("max_command_bytes", MAX_COMMAND_BYTES),
+            journal=journal_path(config),
             log_dir=section.get("log_dir"),
             validate=section.get("validate", True),
             **connection,

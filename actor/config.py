@@ -55,7 +55,7 @@ ENV_VARS: Mapping[str, str] = MappingProxyType(
 )
 
 #: ``actor`` keys that are paths, expanded (``~``) by `validate_config`.
-_PATH_KEYS = ("data_dir", "log_dir", "pid_file", "spool_dir")
+_PATH_KEYS = ("data_dir", "log_dir", "pid_file", "spool_dir", "journal")
 
 _PORT = {"type": "integer", "minimum": 1, "maximum": 65535}
 
@@ -118,6 +118,13 @@ _ACTOR_KEYS = {
     "password": _key("string", "guest", "Broker password (never logged)."),
     "virtualhost": _key("string", "/", "Broker virtual host."),
     "data_dir": _key("string", "~/camactor-data", "Root of the images.", minLength=1),
+    "journal": _key(
+        ["string", "null"],
+        None,
+        "Exposure journal (SQLite) file, on a local disk "
+        "(null: journal.sqlite in data_dir).",
+        minLength=1,
+    ),
     "image_name": _key(
         "string",
         "{camera.name}-{num:04d}.fits",

@@ -177,7 +177,12 @@ class Exposure:
             hdulist, header_error = self._snapshot
         else:
             hdulist, header_error = self._evaluate(context)
-        camera._notify(CameraEvent.EXPOSURE_WRITING, {"filename": self.filename})
+        # The write events name the frame written, which (written in the
+        # background) may not be the exposure now in progress.
+        camera._notify(
+            CameraEvent.EXPOSURE_WRITING,
+            {"exposure_id": self.exposure_id, "filename": self.filename},
+        )
         try:
             result = await write_hdulist(
                 hdulist,
@@ -210,6 +215,7 @@ class Exposure:
             camera._unsaved.remove(self)
         self.write_result = result
         payload = {
+            "exposure_id": self.exposure_id,
             "filename": str(result.target),
             "path": str(result.path),
             "datasum": result.datasum,

@@ -21,6 +21,8 @@ from actor_fixtures import BROKER, actor_config, send, start_actor
 from actor_test_helpers import ReplyLog, camera, wait_for
 from clu import AMQPClient
 
+from camera_core.journal import ExposureJournal
+
 #: The schema file of the repository (what the actor must conform to).
 SCHEMA_FILE = Path(__file__).resolve().parents[1] / "schema" / "camactor.json"
 
@@ -82,6 +84,13 @@ SIMPLE = [
     "expose sim1 -- -1",
     "expose nocam 1",
     "expose sim1 sim2 0.05 -f both.fits",
+    "expose sim1 0.05 --exposure-id schema-1",
+    "expose sim1 0.05 --exposure-id schema-1",
+    "expose sim1 0.5 --exposure-id schema-1",
+    "expose sim1 0.05 --exposure-id 'bad id'",
+    "history",
+    "history --camera sim1 --last 2",
+    "history --last 0",
     "abort",
     "stop",
     "finish",
@@ -177,10 +186,23 @@ async def run_suite(actor, client) -> None:
     await asyncio.sleep(0.3)  # let the last broadcasts arrive
 
 
+async def crashed_journal(path: Path) -> None:
+    """A journal with an exposure in flight, as a killed actor leaves it.
+
+    The actor reports it with ``interrupted_exposures`` when it starts
+    (tests/test_actor_history.py kills a real actor for this).
+    """
+    journal = ExposureJournal(path)
+    journal.requested("lost-1", "sim1", {"exptime": 1.0, "image_type": "object"})
+    journal.append("lost-1", "integrating", camera="sim1")
+    await journal.close()
+
+
 @pytest.fixture
 async def recorded(tmp_path):
     """Runs the suite; returns the actor's replies and its command names."""
     config = actor_config(tmp_path)
+    await crashed_journal(tmp_path / "data" / "journal.sqlite")
     log = ReplyLog(config["actor"]["name"])
     client = AMQPClient(**BROKER)
     await client.start()

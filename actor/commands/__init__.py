@@ -26,6 +26,7 @@ from .finish import finish
 from .gain import gain
 from .group import CameraCommandGroup
 from .help import help_
+from .history import history
 from .list_cameras import list_cameras
 from .reconnect import reconnect
 from .recover import recover
@@ -48,6 +49,7 @@ COMMON_COMMANDS = (
     set_default,
     reconnect,
     recover,
+    history,
     capabilities,
     get_schema,
     help_,

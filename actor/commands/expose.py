@@ -12,6 +12,12 @@ from clu.parsers.click import CluCommand
 from camera_core import BaseCamera, Exposure, ExposureWriteError
 from camera_core.utils import run_in_executor
 
+from ..idempotency import (
+    EXPOSURE_ID_HELP,
+    check_exposure_id,
+    journaled_frame,
+    run_once,
+)
 from ..params import FiniteFloatRange
 from ..paths import contained_path
 from ..tools import (
@@ -74,6 +80,14 @@ from .recover import report_unsaved
     default=None,
     help="Seconds each frame may run past EXPTIME.",
 )
+@click.option(
+    "--exposure-id",
+    "exposure_id",
+    type=str,
+    default=None,
+    metavar="ID",
+    help=EXPOSURE_ID_HELP,
+)
 async def expose(
     command: Command,
     args: tuple[str, ...],
@@ -84,6 +98,7 @@ async def expose(
     count: int,
     no_postprocess: bool,
     timeout: float | None,
+    exposure_id: str | None,
 ):
     """Exposes cameras concurrently and writes the images."""
     try:
@@ -99,6 +114,47 @@ async def expose(
         return command.fail(error="EXPTIME is required (seconds), e.g. 'expose 1.5'.")
     if exptime is not None and exptime < 0:
         return command.fail(error=f"EXPTIME must be ≥ 0 seconds, not {exptime:g}.")
+    args = (names, exptime, image_type, filename, num, stack, count)
+    options = (no_postprocess, timeout)
+    if exposure_id is None:
+        return await _expose(command, *args, *options)
+    error = check_exposure_id(exposure_id)
+    if error is not None:
+        return command.fail(error=error)
+    request = {
+        "cameras": list(names),
+        "exptime": exptime,
+        "image_type": image_type,
+        "stack": stack,
+        "count": count,
+        "filename": filename,
+        "num": num,
+        "postprocess": not no_postprocess,
+        "timeout": timeout,
+    }
+    await run_once(
+        command,
+        exposure_id,
+        request,
+        lambda: _expose(command, *args, *options, exposure_id, request),
+    )
+
+
+async def _expose(
+    command: Command,
+    names: list[str],
+    exptime: float | None,
+    image_type: str,
+    filename: str | None,
+    num: int | None,
+    stack: int,
+    count: int,
+    no_postprocess: bool,
+    timeout: float | None,
+    request_id: str | None = None,
+    request: dict | None = None,
+):
+    """Takes the exposures of a checked ``expose`` and ends the command."""
     cameras = get_cameras(command, names)
     if cameras is None:
         return
@@ -123,6 +179,8 @@ async def expose(
             stack,
             not no_postprocess,
             timeout,
+            request_id,
+            request,
         )
     finally:
         for camera in cameras:
@@ -146,8 +204,11 @@ async def _run_sequence(
     stack: int,
     postprocess: bool,
     timeout: float | None,
+    request_id: str | None = None,
+    request: dict | None = None,
 ) -> dict[str, str]:
     errors: dict[str, str] = {}
+    single = len(cameras) == 1 and all(s.total == 1 for s in sequences.values())
 
     async def one(camera: BaseCamera) -> None:
         sequence = sequences[camera.name]
@@ -158,16 +219,31 @@ async def _run_sequence(
                     return
                 await _wait_for_disk(command, camera, writes)
                 sequence.current = index + 1
-                exposure = await camera.expose(
-                    exptime,
-                    image_type=image_type,
-                    stack=stack,
-                    filename=await _target(command, camera, filename),
-                    num=None if num is None else num + index,
-                    write=False,
-                    postprocess=postprocess,
-                    timeout_margin=timeout,
-                )
+                parameters = {
+                    "exptime": exptime,
+                    "image_type": image_type,
+                    "stack": stack,
+                    "count_n": index + 1,
+                    "count_total": sequence.total,
+                    "filename": filename,
+                    "num": None if num is None else num + index,
+                    "postprocess": postprocess,
+                    "request": request,
+                }
+                async with journaled_frame(
+                    command, camera, index, single, parameters, request_id
+                ) as exposure_id:
+                    exposure = await camera.expose(
+                        exptime,
+                        image_type=image_type,
+                        stack=stack,
+                        filename=await _target(command, camera, filename),
+                        num=None if num is None else num + index,
+                        write=False,
+                        postprocess=postprocess,
+                        timeout_margin=timeout,
+                        exposure_id=exposure_id,
+                    )
                 exposure.snapshot()  # the header describes the camera now
                 writes.add(asyncio.create_task(_write(command, exposure)))
         finally:
@@ -214,6 +290,7 @@ async def _write(command: Command, exposure: Exposure) -> None:
     try:
         await exposure.write()
     except ExposureWriteError as err:  # kept in memory: tell everyone, loudly
+        command.actor.journal.unsaved(exposure, err)
         raise report_unsaved(command, exposure, err) from err
     result = exposure.write_result
     reply = command.warning if result.spooled else command.info
