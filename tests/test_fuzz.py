@@ -240,7 +240,7 @@ async def test_fuzz_the_actor(tmp_path, crashes):
         f"done, {terminal.count('f')} failed, {len(written)} images; ended by "
         f"hand: {ended}"
     )
-    assert terminal.count(":") >= 100 and len(written) >= 10  # it did things too
+    assert terminal.count(":") >= 60 and len(written) >= 5  # it did things too
     problems = check_replies(log.replies)
     assert not problems, "\n".join(problems[:20])
     uncaught = [
