@@ -214,7 +214,7 @@ def split_values(
     for token in tokens:
         if token.startswith("-") and not is_number(token):
             raise ValueError(
-                f"Unknown option {token!r}. Send 'help <command>' for the options."
+                f"No such option: {token}. Send 'help <command>' for its usage."
             )
     values: list[Any] = []
     while tokens and len(values) < most:
