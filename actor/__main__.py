@@ -1,8 +1,8 @@
 """The ``camactor`` command-line launcher.
 
 Settings come, highest first, from the flags of the ``camactor`` group, the
-``CAMACTOR_BROKER_*`` environment variables, the configuration file and the
-defaults of `actor.config.CONFIG_SCHEMA`.
+environment variables of `actor.config.ENV_VARS`, the configuration file and
+the defaults of `actor.config.CONFIG_SCHEMA`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from camera_core.utils import maybe_await
 
 from .cli_expose import expose_command
 from .cli_history import history_command
+from .cli_ping import ping_command
 from .cli_recover import recover_command
 from .cli_status import status_command
 from .config import (
@@ -96,11 +97,11 @@ def build_state(
     help="Broker user (env CAMACTOR_BROKER_USER). Give the password with "
     "CAMACTOR_BROKER_PASSWORD or the config file, never on the command line.",
 )
-@click.option("--name", help="Actor name (actor.name).")
+@click.option("--name", help="Actor name (actor.name; env CAMACTOR_NAME).")
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False),
-    help="Root directory of the images (actor.data_dir).",
+    help="Root directory of the images (actor.data_dir; env CAMACTOR_DATA_DIR).",
 )
 @click.option(
     "--log-dir",
@@ -248,6 +249,7 @@ def cameras(state: CliState, timeout: float) -> None:
 
 camactor.add_command(recover_command)
 camactor.add_command(history_command)
+camactor.add_command(ping_command)
 camactor.add_command(expose_command)
 camactor.add_command(status_command)
 

@@ -5,8 +5,9 @@ The configuration file (``etc/camactor.yml`` by default) has three sections:
 ``cameras`` (only checked to be mappings here; `camera_core` validates their
 contents when the camera system is built).
 
-Values are layered, highest first: command-line flags, ``CAMACTOR_BROKER_*``
-environment variables, the file, the defaults of `CONFIG_SCHEMA`.
+Values are layered, highest first: command-line flags, the environment
+variables of `ENV_VARS` (``CAMACTOR_BROKER_*``, ``CAMACTOR_NAME``,
+``CAMACTOR_DATA_DIR``), the file, the defaults of `CONFIG_SCHEMA`.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ ENV_VARS: Mapping[str, str] = MappingProxyType(
         "CAMACTOR_BROKER_PORT": "port",
         "CAMACTOR_BROKER_USER": "user",
         "CAMACTOR_BROKER_PASSWORD": "password",
+        "CAMACTOR_NAME": "name",
+        "CAMACTOR_DATA_DIR": "data_dir",
     }
 )
 

@@ -192,6 +192,19 @@ def test_env_overrides():
         apply_env({}, {"CAMACTOR_BROKER_PORT": "abc"})
 
 
+def test_env_sets_actor_name_and_data_dir_below_the_flags(tmp_path):
+    environ = {"CAMACTOR_NAME": "cam_env", "CAMACTOR_DATA_DIR": "~/env-data"}
+    config = validate_config(
+        apply_env({"actor": {"name": "cam_file", "data_dir": "/file"}}, environ)
+    )
+    assert config["actor"]["name"] == "cam_env"
+    assert config["actor"]["data_dir"] == str(Path("~/env-data").expanduser())
+    flagged = apply_overrides(apply_env({}, environ), {"data_dir": str(tmp_path)})
+    assert validate_config(flagged)["actor"]["data_dir"] == str(tmp_path)
+    with pytest.raises(ConfigError, match=r"actor\.name"):
+        validate_config(apply_env({}, {"CAMACTOR_NAME": "bad name"}))
+
+
 def test_env_and_flags_also_update_a_url_from_below():
     config = {"actor": {"url": "amqp://bob:pw@h:5672/v"}}
     config = apply_env(config, {"CAMACTOR_BROKER_PORT": "5673"})
