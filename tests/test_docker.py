@@ -248,6 +248,10 @@ async def test_image_entrypoint_runs_outside_docker(stages, runtime, tmp_path):
     argv = [local(word) for word in runtime.exec_form("ENTRYPOINT")]
     argv += runtime.exec_form("CMD")
     health = [local(word) for word in runtime.last("HEALTHCHECK").value[1:]]
+    flags = dict(
+        flag.lstrip("-").split("=", 1) for flag in runtime.last("HEALTHCHECK").flags
+    )
+    health_timeout = float(flags["timeout"].rstrip("s"))  # Docker's limit
     assert shutil.which(argv[0], path=env["PATH"]).startswith(str(tmp_path))
 
     code = "import actor, camera_core, camactor_etc, camactor_schema, sys\n"
@@ -262,15 +266,16 @@ async def test_image_entrypoint_runs_outside_docker(stages, runtime, tmp_path):
     process = await asyncio.create_subprocess_exec(
         *argv, env=env, cwd=home, stdout=log, stderr=subprocess.STDOUT
     )
+    exited = asyncio.ensure_future(process.wait())
     client = AMQPClient(**BROKER)
     try:
         async with asyncio.timeout(60):
-            while True:
-                assert process.returncode is None, (tmp_path / "actor.log").read_text()
-                status, output = await _run(health, env, home, 15)
+            while True:  # as Docker does, until the container is healthy
+                assert not exited.done(), (tmp_path / "actor.log").read_text()
+                status, output = await _run(health, env, home, health_timeout)
                 if status == 0:
                     break
-                await asyncio.wait([asyncio.ensure_future(process.wait())], timeout=0.5)
+                await asyncio.wait([exited], timeout=0.5)
         assert f"{name} answered" in output
         await client.start()
         command = await client.send_command(name, "status", time_limit=20)
@@ -291,14 +296,14 @@ async def test_image_entrypoint_runs_outside_docker(stages, runtime, tmp_path):
         async with asyncio.timeout(30):
             assert await process.wait() == 0
         assert "stopping on a signal" in (tmp_path / "actor.log").read_text()
-        status, output = await _run(health, env, home, 15)
+        status, output = await _run(health, env, home, health_timeout)
         assert status == 1 and "did not answer" in output
         # Nothing outside the volume: the container's other files are lost
         # when it is re-created.
         assert not list(home.iterdir())
     finally:
         await client.stop()
-        if process.returncode is None:
+        if not exited.done():
             process.kill()
-            await process.wait()
+            await exited
         log.close()
