@@ -22,6 +22,7 @@ from .cli_secrets import hide_secrets, redact_text
 from .commands import build_parser
 from .journaling import ActorJournal, journal_path
 from .outbox import ReplyOutbox, robust_url
+from .quicklook import QuicklookSettings
 from .validation import install_validator
 
 __all__ = [
@@ -114,6 +115,8 @@ class BaseCameraActor:
         #: Root of the images; ``expose --filename`` must stay inside it (or
         #: inside the camera's image directory).
         self.data_dir: Path | None = None
+        #: Statistics and PNG preview of each written frame (actor.quicklook).
+        self.quicklook = QuicklookSettings()
 
     def __repr__(self) -> str:
         return redact_text(super().__repr__())
@@ -337,6 +340,9 @@ class CameraActor(BaseCameraActor, AMQPActor):
         actor.write_queue = int(section.get("write_queue", 2))
         if section.get("data_dir") is not None:
             actor.data_dir = Path(section["data_dir"]).expanduser()
+        actor.quicklook = QuicklookSettings.from_config(
+            section.get("quicklook"), actor.data_dir
+        )
         return actor
 
 

@@ -30,6 +30,7 @@ from camera_core.exceptions import CameraError, TemplateError
 
 from .cli_errors import error_messages
 from .cli_secrets import redact_text, redacted
+from .quicklook import QUICKLOOK_CONFIG
 
 __all__ = [
     "CONFIG_SCHEMA",
@@ -175,6 +176,7 @@ _ACTOR_KEYS = {
     "poll_interval": _key(
         "number", 1.0, "Seconds between camera poller checks.", exclusiveMinimum=0
     ),
+    "quicklook": QUICKLOOK_CONFIG,
     "legacy": _key(
         ["object", "null"],
         None,
@@ -314,6 +316,7 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
     for key, spec in CONFIG_SCHEMA["properties"]["actor"]["properties"].items():
         if key not in actor:
             actor[key] = _thaw(spec["default"])
+    actor["quicklook"] = {**_thaw(QUICKLOOK_CONFIG["default"]), **actor["quicklook"]}
     actor["poll_interval"] = float(actor["poll_interval"])
     actor["port"] = int(actor["port"])  # 5672.0 is a JSON Schema integer
     actor["max_command_bytes"] = int(actor["max_command_bytes"])

@@ -87,7 +87,7 @@ def render_keywords() -> str:
 def _literal(value: Any) -> str:
     if isinstance(value, tuple):
         value = list(value)
-    return "`" + json.dumps(value) + "`"
+    return "`" + json.dumps(value, default=dict) + "`"
 
 
 def render_actor_config() -> str:

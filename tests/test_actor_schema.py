@@ -11,6 +11,7 @@ which also rejects keywords the schema does not define.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -165,6 +166,15 @@ async def run_suite(actor, client) -> None:
     await send(client, actor, "expose sim1 0.05", time_limit=5)
     sim1.clear_faults()
     await send(client, actor, "recover", time_limit=5)
+    # Quick look failures are warnings (frame_stats and preview with error).
+    blocker = actor.data_dir / "not-a-directory"
+    blocker.write_text("")
+    quicklook = actor.quicklook
+    actor.quicklook = dataclasses.replace(quicklook, dir=blocker)
+    sim1.camera_params["saturation"] = "not a number"
+    await send(client, actor, "expose sim1 0.05", time_limit=5)
+    actor.quicklook = quicklook
+    del sim1.camera_params["saturation"]
     sim2.inject_fault("cooler_never_settles")
     await send(client, actor, "temperature sim2 -10 --timeout 0.3", time_limit=5)
     sim2.clear_faults()

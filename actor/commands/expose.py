@@ -20,6 +20,7 @@ from ..idempotency import (
 )
 from ..params import FiniteFloatRange
 from ..paths import contained_path
+from ..quicklook import report_quicklook
 from ..tools import (
     fail_if_busy,
     fail_per_camera,
@@ -307,6 +308,7 @@ async def _write(command: Command, exposure: Exposure) -> None:
             }
         )
     )
+    await report_quicklook(command, exposure)  # never raises; off the loop
 
 
 async def _wait_for_disk(
