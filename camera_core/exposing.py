@@ -1,14 +1,14 @@
 """The exposure policy of `~camera_core.camera.BaseCamera`.
 
 `ExposureControl` holds everything between "expose" and a written frame:
-validation, the per-frame timeout, abort and stop, stacking off the event loop,
-post-processing, writing and the events that report each phase.
+validation, the per-frame timeout, stacking off the event loop, post-processing,
+writing and the events that report each phase. Abort and stop are in
+`camera_core.interrupts`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -25,6 +25,7 @@ from .exceptions import (
     ExposureTimeout,
 )
 from .exposure import Exposure
+from .interrupts import ExposureInterrupts
 from .progress import EVENT_PHASES
 from .stacking import stack_frames
 from .utils import run_in_executor
@@ -46,12 +47,8 @@ async def _cancel_and_wait(task: asyncio.Future, grace: float) -> None:
     await asyncio.wait({task}, timeout=grace)
 
 
-class ExposureControl:
+class ExposureControl(ExposureInterrupts):
     """Exposure policy shared by every camera (a base of ``BaseCamera``)."""
-
-    #: Whether the camera can cut an integration short. `None` infers it from
-    #: whether ``_stop_internal`` is overridden.
-    can_stop: bool | None = None
 
     #: Seconds a driver gets to clean up after a cancel, abort or stop request.
     cancel_grace: float = 5.0
@@ -70,22 +67,18 @@ class ExposureControl:
         """Whether an exposure is in progress."""
         return self._exposure is not None
 
-    async def _abort_internal(self) -> None:
-        """Hook: tells the device to discard the exposure in progress."""
-
-    async def _stop_internal(self) -> None:
-        """Hook: tells the device to end the integration and read out now."""
-
-    def _supports_stop(self: Any) -> bool:
-        if self.can_stop is not None:
-            return bool(self.can_stop)
-        return type(self)._stop_internal is not ExposureControl._stop_internal
-
     def _notify(self: Any, event: CameraEvent, payload: dict[str, Any] | None = None):
         """Updates the progress and notifies an event with the camera payload."""
         phase = EVENT_PHASES.get(event)
-        # Writing an exposure after expose() returned does not move the progress.
-        if phase is not None and self._exposure is not None:
+        # Writing an exposure after expose() returned (in the background, maybe
+        # while the next one integrates) does not move the progress.
+        current = self._exposure
+        about = None if payload is None else payload.get("exposure_id")
+        if (
+            phase is not None
+            and current is not None
+            and (about is None or about == current.exposure_id)
+        ):
             self.progress.set_phase(phase)
         full = self._get_basic_payload()
         if event.name.startswith("EXPOSURE_"):  # only exposure events carry it
@@ -209,16 +202,16 @@ class ExposureControl:
             If the camera is already exposing.
         ExposureAborted
             If `abort` was called.
+        ExposureTimeout
+            If a frame did not finish within ``exptime`` plus the margin.
+        ExposureError
+            For any other failure, with a message saying what happened.
 
         Notes
         -----
         `stop` ends the current frame early and the stack with it: ``stack``
         becomes the number of frames taken, ``exptime_n`` the seconds actually
         integrated and ``exptime`` their mean.
-        ExposureTimeout
-            If a frame did not finish within ``exptime`` plus the margin.
-        ExposureError
-            For any other failure, with a message saying what happened.
         """
         exptime = self._validate_exposure(exptime, image_type, stack)
         exposure = Exposure(self, fits_model=fits_model)
@@ -380,55 +373,3 @@ class ExposureControl:
         return (
             type(self)._post_process_internal is not BaseCamera._post_process_internal
         )
-
-    async def abort(self: Any, timeout: float = 10.0) -> bool:
-        """Aborts the exposure in progress and discards its data.
-
-        Calls ``_abort_internal``, cancels the exposure and waits (up to
-        ``timeout`` seconds) until it has ended with ``EXPOSURE_ABORTED``.
-
-        Raises
-        ------
-        CameraError
-            If no exposure is in progress or it is already being written.
-        """
-        if not self.exposing:
-            raise CameraError(f"Camera {self.name} has no exposure to abort.")
-        if self.progress.phase in (
-            ExposurePhase.WRITING,
-            ExposurePhase.POST_PROCESSING,
-        ):
-            raise CameraError(
-                f"The exposure on {self.name} is already read out and being "
-                "processed; it can no longer be aborted."
-            )
-        self._abort_requested = True
-        task = self._expose_task
-        if task is not None:
-            task.cancel()
-        try:
-            await asyncio.wait_for(self._abort_internal(), timeout)
-        except Exception as err:
-            self.log(f"Device abort failed: {err}; the frame is discarded anyway.", 30)
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), timeout)
-        return self.progress.phase is ExposurePhase.ABORTED
-
-    async def stop(self: Any) -> None:
-        """Ends the integration now and reads the frame out.
-
-        Raises
-        ------
-        CameraError
-            If the camera is not integrating or cannot stop.
-        """
-        if not self.exposing or self.progress.phase is not ExposurePhase.INTEGRATING:
-            raise CameraError(
-                f"Camera {self.name} is not integrating; nothing to stop."
-            )
-        if not self._supports_stop():
-            raise CameraError(
-                f"Camera {self.name} cannot end an integration early; use abort."
-            )
-        self._stop_event.set()
-        await asyncio.wait_for(self._stop_internal(), self.cancel_grace)

@@ -165,3 +165,17 @@ async def test_system_recover_is_async(camera, tmp_path, spool):
     assert [r.recovered for r in results if r.target == exposure.write_result.target]
     with open_verified(exposure.write_result.target) as hdul:
         assert hdul[0].data.shape == (32, 48)
+
+
+async def test_background_write_leaves_the_next_exposures_progress(camera, tmp_path):
+    """Writing frame 1 while frame 2 integrates does not report frame 2 writing."""
+    first = await camera.expose(0.01, write=False)
+    second = asyncio.create_task(camera.expose(0.5, write=False))
+    while camera.progress.phase.value != "integrating":
+        await asyncio.sleep(0.01)
+    current = camera.progress.exposure_id
+    assert current != first.exposure_id
+    await first.write(tmp_path / "first.fits")
+    assert camera.progress.phase.value == "integrating"
+    assert camera.progress.exposure_id == current
+    await asyncio.wait_for(second, 5)

@@ -36,11 +36,13 @@ SCALARS = (
 )
 VALUES = st.recursive(
     SCALARS,
-    lambda inner: st.lists(inner, max_size=3)
-    | st.dictionaries(
-        st.sampled_from(["camera", "uid", "state", "value", "x", "name", "error"]),
-        inner,
-        max_size=4,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(["camera", "uid", "state", "value", "x", "name", "error"]),
+            inner,
+            max_size=4,
+        )
     ),
     max_leaves=10,
 )
