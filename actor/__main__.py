@@ -146,7 +146,7 @@ def actor() -> None:
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Where to write frames (default: each camera's image namer).",
+    help="Where to write frames (default: where the actor would write them).",
 )
 @click.pass_obj
 def demo(
@@ -160,7 +160,7 @@ def demo(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)
         try:
-            await run_demo(state.config_path, exptime, count, data_dir, click.echo)
+            await run_demo(state.config, exptime, count, data_dir, click.echo)
         except asyncio.CancelledError:
             click.echo("Stopped.")
 

@@ -6,13 +6,13 @@ import asyncio
 import itertools
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from camera_core import CameraEvent, EventListener
-from camera_core.simulator import SimulatedCameraSystem
 
 
 async def run_demo(
-    config: Path,
+    config: dict[str, Any],
     exptime: float,
     count: int | None,
     data_dir: Path | None,
@@ -20,10 +20,14 @@ async def run_demo(
 ) -> None:
     """Connects the configured cameras and exposes them in a loop.
 
+    The cameras are built as the actor builds them (`build_camera_system`), so
+    images go where the actor would write them unless ``data_dir`` is given.
     Each camera runs its own sequence concurrently; every written file and every
     failure is printed.
     """
-    system = SimulatedCameraSystem(camera_config=config)
+    from .actor import build_camera_system
+
+    system = build_camera_system(config)
     listener = EventListener()
     system.notifier.register_listener(listener)
 

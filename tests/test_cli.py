@@ -27,10 +27,9 @@ def write_config(tmp_path: Path, **actor: object) -> Path:
     """The packaged config with tiny, fast simulated cameras, under tmp_path."""
     config = yaml.safe_load((ROOT / "etc" / "camactor.yml").read_text())
     config["simulator"].update(width=64, height=64, time_factor=0.01)
-    for name, camera in config["cameras"].items():
+    for camera in config["cameras"].values():
         for key in ("width", "height"):
             camera.get("simulator", {}).pop(key, None)
-        camera["image_namer"]["dirname"] = str(tmp_path / "data" / name)
     config["actor"].update(
         name=f"camtest_{uuid.uuid4().hex[:12]}",
         pid_file=str(tmp_path / "run" / "camactor.pid"),
@@ -133,7 +132,7 @@ def test_bad_environment_and_flags_exit_2(tmp_path):
 def test_camera_errors_fail_before_the_daemon_detaches(tmp_path):
     config = write_config(tmp_path)
     data = yaml.safe_load(config.read_text())
-    data["cameras"]["sim1"]["image_namer"]["basename"] = "{oops"
+    data["cameras"]["sim1"]["image_namer"] = {"basename": "{oops"}
     config.write_text(yaml.safe_dump(data))
     for args in (["actor", "start"], ["actor", "--foreground"], ["cameras"]):
         result = camactor(tmp_path, "-c", str(config), *args, timeout=30)

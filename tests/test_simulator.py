@@ -319,7 +319,6 @@ async def test_default_config() -> None:
     assert sim2.connected and sim2.uid == "SIM-0002"
     assert (sim2.limits.width, sim2.limits.height) == (1024, 1024)
     assert sim2.limits.max_binning == (2, 2)
-    assert sim2.image_namer.get_dirname() == Path.home() / "camactor-data" / "sim2"
     sim2.time_factor = 0.01
     exposure = await sim2.expose(0, image_type="bias")
     assert exposure.data.shape == (1024, 1024)
