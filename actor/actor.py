@@ -20,6 +20,7 @@ from camera_core.simulator import SimulatedCameraSystem
 from .bridge import EventBridge
 from .cli_secrets import hide_secrets, redact_text
 from .commands import build_parser
+from .config import broker_kwargs
 from .journaling import ActorJournal, journal_path
 from .outbox import ReplyOutbox, robust_url
 from .quicklook import QuicklookSettings
@@ -315,17 +316,7 @@ class CameraActor(BaseCameraActor, AMQPActor):
         """
         section = config["actor"]
         system = build_camera_system(config)
-        connection = (
-            {"url": section["url"]}
-            if section.get("url")
-            else {
-                "host": section["host"],
-                "port": section["port"],
-                "user": section["user"],
-                "password": section["password"],
-                "virtualhost": section.get("virtualhost", "/"),
-            }
-        )
+        connection = broker_kwargs(section)
         actor = cls(
             system,
             name=section["name"],

@@ -13,8 +13,10 @@ from clu import AMQPClient
 from sdsstools import get_logger
 
 from .cli_secrets import redact_text
+from .config import broker_kwargs
+from .daemon import broker_address
 
-__all__ = ["ActorClientError", "actor_client", "broker_kwargs", "command_error"]
+__all__ = ["ActorClientError", "actor_client", "command_error"]
 
 #: Seconds allowed to close a client's connection.
 CLOSE_TIMEOUT = 2.0
@@ -22,19 +24,6 @@ CLOSE_TIMEOUT = 2.0
 
 class ActorClientError(Exception):
     """The broker or the actor could not be reached; the message says why."""
-
-
-def broker_kwargs(section: dict[str, Any]) -> dict[str, Any]:
-    """The CLU connection arguments of a validated ``actor`` config section."""
-    if section.get("url"):
-        return {"url": section["url"]}
-    return {
-        "host": section["host"],
-        "port": section["port"],
-        "user": section["user"],
-        "password": section["password"],
-        "virtualhost": section.get("virtualhost", "/"),
-    }
 
 
 @contextlib.asynccontextmanager
@@ -56,7 +45,7 @@ async def actor_client(
         If the broker cannot be reached in time.
     """
     name = f"camactor_cli_{uuid.uuid4().hex[:8]}"
-    log = get_logger(f"clu:{name}")
+    log = get_logger(f"clu:{name}", capture_exceptions=False)
     log.propagate = False  # its own handler shows warnings; no debug chatter
     client = AMQPClient(name=name, log=log, **broker_kwargs(config["actor"]))
     try:
@@ -65,8 +54,9 @@ async def actor_client(
     except (TimeoutError, OSError, AMQPError) as err:
         reason = redact_text(str(err)) or type(err).__name__
         raise ActorClientError(
-            f"cannot reach the broker ({reason}); check that RabbitMQ runs and "
-            "the actor section of the config (or CAMACTOR_BROKER_*)."
+            f"cannot reach the broker at {broker_address(config)}: "
+            f"{reason.rstrip('. ')}. Check that RabbitMQ runs there and the "
+            "broker settings (CAMACTOR_BROKER_*)."
         ) from None
     try:
         yield client
@@ -76,7 +66,7 @@ async def actor_client(
                 await client.stop()
 
 
-def command_error(command: Any, timeout: float | None = None) -> str:
+def command_error(command: Any, timeout: float | None = None, raw: bool = False) -> str:
     """Why a command failed, saying what to do where it can.
 
     Parameters
@@ -85,6 +75,8 @@ def command_error(command: Any, timeout: float | None = None) -> str:
         The finished `clu.Command` sent by a client.
     timeout
         Its time limit in seconds, for the message when it ran out.
+    raw
+        Give the actor's (or CLU's) error as it is, without advice.
     """
     actor = command.consumer_id
     if command.status.name == "TIMED_OUT":
@@ -100,7 +92,7 @@ def command_error(command: Any, timeout: float | None = None) -> str:
         return f"the command ended {command.status.name}"
     error = errors[-1]
     text = str(error.get("error", error) if isinstance(error, dict) else error)
-    if text.startswith("Failed routing message"):  # CLU: no queue of that name
+    if not raw and text.startswith("Failed routing message"):  # no such queue
         return (
             f"actor {actor} is not connected to the broker; start it with "
             "'camactor actor start' or check actor.name in the config."

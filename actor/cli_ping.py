@@ -9,56 +9,24 @@ included; otherwise it prints why and exits 1.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import uuid
 from typing import Any
 
 import click
-from aio_pika.exceptions import AMQPError
-from clu import AMQPClient
-from sdsstools import get_logger
 
-from .cli_secrets import redact_text
+from .cli_client import ActorClientError, actor_client, command_error
 from .daemon import CliState, broker_address
 
 __all__ = ["PingError", "ping_actor", "ping_command"]
-
-#: Seconds allowed to close the client's connection after the ping.
-_CLOSE_TIMEOUT = 2.0
 
 
 class PingError(Exception):
     """The actor did not answer; the message says why and what to check."""
 
 
-def _connection(section: dict[str, Any]) -> dict[str, Any]:
-    """The `clu.AMQPClient` connection arguments of the ``actor`` section."""
-    if section["url"]:
-        return {"url": section["url"]}
-    return {
-        key: section[key] for key in ("host", "port", "user", "password", "virtualhost")
-    }
-
-
-async def _close(client: AMQPClient) -> None:
-    """Closes the client's connection, giving up after `_CLOSE_TIMEOUT`."""
-    with contextlib.suppress(TimeoutError, OSError, AMQPError):
-        async with asyncio.timeout(_CLOSE_TIMEOUT):
-            await client.stop()
-
-
 def _sentence(text: str) -> str:
     """``text`` ending with exactly one full stop."""
     return text.rstrip(". ") + "."
-
-
-def _error_of(command: Any) -> str:
-    """The last ``error`` value of a failed command's replies."""
-    errors = [
-        reply.message["error"] for reply in command.replies if "error" in reply.message
-    ]
-    return str(errors[-1]) if errors else f"the command ended {command.status.name}"
 
 
 async def ping_actor(config: dict[str, Any], timeout: float) -> float:
@@ -85,37 +53,24 @@ async def ping_actor(config: dict[str, Any], timeout: float) -> float:
     section = config["actor"]
     name = section["name"]
     address = broker_address(config)
-    client_name = f"camactor-ping-{uuid.uuid4().hex[:12]}"
-    log = get_logger(f"clu:{client_name}", capture_exceptions=False)
-    log.propagate = False  # CLU logs its set-up at DEBUG; its own handler warns
-    client = AMQPClient(name=client_name, log=log, **_connection(section))
     loop = asyncio.get_running_loop()
     start = loop.time()
     try:
         async with asyncio.timeout(timeout):
-            try:
-                await client.start()
-            except (OSError, AMQPError) as err:
-                raise PingError(
-                    f"cannot reach the broker at {address}: "
-                    f"{_sentence(redact_text(str(err)) or type(err).__name__)} "
-                    "Check that "
-                    "RabbitMQ runs there and the broker settings "
-                    "(CAMACTOR_BROKER_*)."
-                ) from None
-            command = await client.send_command(name, "ping", time_limit=timeout)
+            async with actor_client(config, timeout) as client:
+                command = await client.send_command(name, "ping", time_limit=timeout)
+    except ActorClientError as err:
+        raise PingError(str(err)) from None
     except TimeoutError:
         raise PingError(
             f"actor {name!r} did not answer a ping on {address} within "
             f"{timeout:g} s; it is stuck or the broker is slow (see its log)."
         ) from None
-    finally:
-        await _close(client)
     if not command.status.did_succeed:
         raise PingError(
             f"actor {name!r} on {address} did not answer the ping: "
-            f"{_sentence(_error_of(command))} Is the actor running, with this "
-            "name and broker?"
+            f"{_sentence(command_error(command, timeout, raw=True))} Is the actor "
+            "running, with this name and broker?"
         )
     return loop.time() - start
 

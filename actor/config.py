@@ -38,6 +38,7 @@ __all__ = [
     "ConfigError",
     "apply_env",
     "apply_overrides",
+    "broker_kwargs",
     "load_config",
     "read_config",
     "redact_text",
@@ -416,6 +417,22 @@ def apply_env(
                 ) from None
         overrides[key] = value
     return apply_overrides(config, overrides)
+
+
+def broker_kwargs(section: Mapping[str, Any]) -> dict[str, Any]:
+    """The CLU connection arguments of a validated ``actor`` section.
+
+    ``url`` wins over the separate host, port, user, password and virtual host.
+    """
+    if section.get("url"):
+        return {"url": section["url"]}
+    return {
+        "host": section["host"],
+        "port": section["port"],
+        "user": section["user"],
+        "password": section["password"],
+        "virtualhost": section.get("virtualhost", "/"),
+    }
 
 
 def load_config(path: str | os.PathLike | None = None) -> dict[str, Any]:
