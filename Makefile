@@ -1,10 +1,11 @@
-# camactor: `make run` starts the service, `make test` runs the whole test suite.
+# camactor: `make run` starts the service, `make test` runs the whole test suite,
+# `make docs` builds the reference manual into docs/_build/html.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CONFIG ?= etc/camactor.yml
 
-.PHONY: run test lint bench install broker devices clean
+.PHONY: run test lint bench install broker devices docs clean
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh
 	bash scripts/bootstrap.sh $(VENV)
@@ -29,6 +30,15 @@ test: install broker devices
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest
 
+# The manual: the docs extra, then Sphinx with warnings as errors. -E rereads
+# every page, since the reference pages are generated from the code.
+$(VENV)/.docs-installed: $(STAMP)
+	$(PY) -m pip install -q -e '.[docs]'
+	@touch $@
+
+docs: $(VENV)/.docs-installed
+	$(PY) -m sphinx -W --keep-going -E -b html docs docs/_build/html
+
 # Benchmarks (not part of make test): about 10 minutes on 2 cores. Each script
 # writes benchmarks/results/<name>.json; the summary goes into the README.
 bench: install broker
@@ -40,4 +50,4 @@ bench: install broker
 	cd benchmarks && ../$(PY) summary.py --write ../README.md
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache build *.egg-info docs/_build
