@@ -19,6 +19,12 @@ class FiniteFloatRange(click.FloatRange):
 
     name = "finite float range"
 
+    def _describe_range(self) -> str:
+        # click writes "x<=None" for a range without bounds.
+        if self.min is None and self.max is None:
+            return "finite"
+        return super()._describe_range()
+
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
     ) -> Any:
