@@ -66,6 +66,8 @@ class EventBridge:
         self.interval = interval
         self.listener: EventListener | None = None
         self._tickers: dict[str, asyncio.Task] = {}
+        #: What the last event-driven exposure_state of each camera said.
+        self._last_state: dict[str, tuple[Any, ...]] = {}
 
     def start(self) -> None:
         """Subscribes to the camera system notifier."""
@@ -120,6 +122,31 @@ class EventBridge:
             if camera.progress.phase.value in LIVE_PHASES:
                 self.publish_state(camera_name)
 
+    def _news(self, camera_name: str, payload: dict[str, Any]) -> bool:
+        """Whether an exposure event changes what exposure_state says.
+
+        Events about a frame written in the background (the camera has moved
+        on to the next exposure) are not the camera's state, and an event that
+        leaves the phase, frame and counts as they were (e.g. "read" while
+        still reading) would repeat the last state: neither is published.
+        """
+        camera = self.actor.camera_system.get_camera(name=camera_name)
+        current = camera.progress.exposure_id if camera else None
+        if payload.get("exposure_id") not in (None, current):
+            return False
+        sequence = self.actor.sequences.get(camera_name)
+        key = (
+            payload.get("exposure_id"),
+            payload.get("phase"),
+            payload.get("stack_n"),
+            payload.get("error"),
+            None if sequence is None else (sequence.current, sequence.total),
+        )
+        if self._last_state.get(camera_name) == key:
+            return False
+        self._last_state[camera_name] = key
+        return True
+
     def _ensure_ticker(self, camera_name: str) -> None:
         task = self._tickers.get(camera_name)
         if task is None or task.done():
@@ -153,7 +180,8 @@ class EventBridge:
                 broadcast=True,
             )
         elif event in _EXPOSURE_EVENTS and camera_name is not None:
-            self.publish_state(camera_name, payload)
+            if self._news(camera_name, payload):
+                self.publish_state(camera_name, payload)
             if payload.get("phase") in LIVE_PHASES:
                 self._ensure_ticker(camera_name)
         elif event in (CameraEvent.EXPOSURE_WRITTEN, CameraEvent.EXPOSURE_SPOOLED):
