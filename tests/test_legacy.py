@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 from actor_fixtures import actor_config, keywords, send, start_actor
+from actor_test_helpers import wait_for
 from astropy.io import fits
 
 from actor.legacy import LegacyCameraActor, legacy_value
@@ -38,6 +40,10 @@ class LegacyClient:
         return cls(reader, writer)
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
+        with contextlib.suppress(ConnectionResetError):  # counts as the end
+            await self._lines(reader)
+
+    async def _lines(self, reader: asyncio.StreamReader) -> None:
         while line := (await reader.readline()).decode():
             async with self.changed:
                 self.lines.append(line.rstrip("\n"))
@@ -104,7 +110,11 @@ def test_legacy_values():
         "?",
         True,
     ]
-    assert legacy_value({"a": {"b": 1, "c": [2, 3]}}) == [1, 2, 3]
+    # Nested or variable-length members stay one value: positions never move.
+    nested = legacy_value({"a": {"b": 1, "c": [2, 3]}, "d": "x"})
+    assert nested == ['"{\\"b\\": 1, \\"c\\": [2, 3]}"', "x"]
+    assert legacy_value("'0.1.0'") == "'0.1.0'"  # already quoted by CLU
+    assert legacy_value("20 °C") == '"20 °C"'  # not \\u00b0
     assert legacy_value("two words") == '"two words"'
     assert legacy_value("a,b") == '"a,b"'
     assert legacy_value(1.5) == 1.5
@@ -206,3 +216,40 @@ async def test_launcher_serves_both_interfaces(tmp_path):
             if process.poll() is None:
                 process.kill()
     assert process.returncode == 0, process.stderr.read().decode()
+
+
+async def test_oversized_lines_are_refused_and_the_session_survives(both):
+    _, legacy, client = both
+    lines = await client.command("ping " + "x" * 70_000, 31)
+    assert lines[-1].split(" ")[2] == "f" and "70" in lines[-1], lines
+    assert "over the 65536-byte limit" in lines[-1]
+    lines = await client.command("ping", 32)  # same connection, still served
+    assert lines[-1].split(" ")[2] == ":"
+    # A line over the reader's limit closes that connection cleanly.
+    other = await LegacyClient.connect(legacy.port)
+    other.writer.write(b"1 ping " + b"y" * (2 << 20) + b"\n")
+    await other.writer.drain()
+    await asyncio.wait_for(other.reading, 10)  # the actor closed it
+    await wait_for(lambda: len(legacy.transports) == 1)  # and forgot the user
+    lines = await client.command("ping", 33)
+    assert lines[-1].split(" ")[2] == ":"
+
+
+async def test_legacy_shares_the_actors_settings(tmp_path):
+    config = actor_config(tmp_path)
+    config["actor"]["legacy"] = {"host": "127.0.0.1", "port": free_port()}
+    config["actor"]["quicklook"] = {"enabled": False}
+    actor = await start_actor(config)
+    legacy = await LegacyCameraActor.beside(actor, config).start()
+    client = await LegacyClient.connect(legacy.port)
+    try:
+        assert legacy.quicklook is actor.quicklook and not legacy.quicklook.enabled
+        assert legacy.data_dir == actor.data_dir == tmp_path / "data"
+        lines = await client.command("expose sim1 0.1 --bias", 41)
+        assert lines[-1].split(" ")[2] == ":", lines
+        assert not keyword_values(lines, "frame_stats")
+        assert not list((tmp_path / "data").rglob("*.png"))
+    finally:
+        await client.close()
+        await legacy.stop()
+        await actor.stop()
