@@ -184,7 +184,7 @@ async def expose_via_actor(
     actor = config["actor"]["name"]
     options = f"--{exposure['image_type']} --count {exposure['count']}"
     options += f" --stack {exposure['stack']}"
-    text = " ".join([*names, f"{exposure['exptime']:g}", options]).strip()
+    text = " ".join([*names, repr(exposure["exptime"]), options]).strip()
     paths: list[str] = []
 
     def on_reply(reply: Any) -> None:  # every reply on the bus (an AMQPReply)
@@ -216,13 +216,13 @@ async def expose_via_actor(
 
 @click.command("expose")
 @click.argument("exptime", type=click.FloatRange(min=0))
-@click.option("-c", "--camera", "cameras", multiple=True, help="Camera (repeatable).")
+@click.option("--camera", "cameras", multiple=True, help="Camera (repeatable).")
 @click.option("--object", "image_type", flag_value="object", default=True)
 @click.option("--flat", "image_type", flag_value="flat")
 @click.option("--dark", "image_type", flag_value="dark")
 @click.option("--bias", "image_type", flag_value="bias")
-@click.option("-n", "--count", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("-s", "--stack", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--count", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--stack", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--via-actor", is_flag=True, help="Send it to the running actor.")
 @click.option(
     "--timeout",

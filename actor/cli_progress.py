@@ -9,6 +9,7 @@ the live line.
 
 from __future__ import annotations
 
+import shutil
 import sys
 from typing import Any, TextIO
 
@@ -94,7 +95,12 @@ class ProgressView:
             self._drawn = False
 
     def _draw(self) -> None:
-        line = " | ".join(describe(state) for state in self.states.values())
+        # One terminal row, redrawn in place: a wrapped line would scroll.
+        width = shutil.get_terminal_size().columns - 1
+        bar = max(4, min(20, (width // max(len(self.states), 1)) - 45))
+        line = " | ".join(describe(state, bar) for state in self.states.values())
+        if len(line) > width:
+            line = line[: max(width - 1, 0)] + "…"
         self.stream.write("\r" + line + "\x1b[K")
         self.stream.flush()
         self._drawn = True

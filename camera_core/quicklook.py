@@ -238,13 +238,15 @@ def _downsample(data: np.ndarray, max_size: int) -> np.ndarray:
     """Block average by the smallest factor that fits ``max_size`` (float32)."""
     ny, nx = data.shape
     factor = max(1, math.ceil(max(ny, nx) / max_size))
-    oy, ox = ny // factor, nx // factor
+    # A side shorter than the factor (a strip) is averaged as a whole.
+    fy, fx = min(factor, ny), min(factor, nx)
+    oy, ox = ny // fy, nx // fx
     out = np.empty((oy, ox), dtype=np.float32)
-    rows = max(1, _BLOCK_PIXELS // max(nx * factor, 1))
+    rows = max(1, _BLOCK_PIXELS // max(nx * fy, 1))
     for start in range(0, oy, rows):
         stop = min(oy, start + rows)
-        block = data[start * factor : stop * factor, : ox * factor]
-        block = block.reshape(stop - start, factor, ox, factor)
+        block = data[start * fy : stop * fy, : ox * fx]
+        block = block.reshape(stop - start, fy, ox, fx)
         out[start:stop] = block.mean(axis=(1, 3), dtype=np.float64)
     return out
 

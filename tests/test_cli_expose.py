@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
 import pty
 import re
+import struct
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,8 @@ def write_config(tmp_path: Path, config: dict[str, Any] | None = None) -> Path:
 def run_in_pty(args: list[str], timeout: float = 60) -> tuple[int, str]:
     """Runs the launcher with its stdout on a pseudo-terminal."""
     master, slave = pty.openpty()
+    # An 80-column terminal.
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
     process = subprocess.Popen(
         [sys.executable, "-m", "actor", *args],
         stdin=subprocess.DEVNULL,
@@ -118,7 +123,17 @@ def test_direct_expose_plain_output_and_count(tmp_path):
     config = write_config(tmp_path)
     result = CliRunner().invoke(
         camactor,
-        ["-c", str(config), "expose", "0.2", "-c", "sim2", "--dark", "--count", "2"],
+        [
+            "-c",
+            str(config),
+            "expose",
+            "0.2",
+            "--camera",
+            "sim2",
+            "--dark",
+            "--count",
+            "2",
+        ],
     )
     assert result.exit_code == 0, result.output
     paths = re.findall(r"sim2: wrote (\S+)", result.output)
@@ -131,7 +146,9 @@ def test_direct_expose_plain_output_and_count(tmp_path):
 
 def test_direct_expose_unknown_camera(tmp_path):
     config = write_config(tmp_path)
-    result = CliRunner().invoke(camactor, ["-c", str(config), "expose", "1", "-c", "x"])
+    result = CliRunner().invoke(
+        camactor, ["-c", str(config), "expose", "1", "--camera", "x"]
+    )
     assert result.exit_code == 1
     assert "unknown camera x; the config has sim1, sim2" in result.output
 
@@ -162,7 +179,7 @@ async def test_expose_via_actor_follows_its_keywords(tmp_path):
     actor = await start_actor(config)
     try:
         code, output = await cli(
-            "-c", str(path), "expose", "1.5", "-c", "sim1", "--via-actor"
+            "-c", str(path), "expose", "1.5", "--camera", "sim1", "--via-actor"
         )
     finally:
         await actor.stop()
@@ -182,7 +199,7 @@ async def test_expose_via_actor_reports_failure_and_absence(tmp_path):
     actor = await start_actor(config)
     try:
         code, output = await cli(
-            "-c", str(path), "expose", "1", "-c", "nocam", "--via-actor"
+            "-c", str(path), "expose", "1", "--camera", "nocam", "--via-actor"
         )
     finally:
         await actor.stop()
@@ -216,3 +233,17 @@ async def test_status_pretty_and_json(tmp_path):
     rows = [json.loads(line) for line in json_output.splitlines() if line]
     assert {row["camera"] for row in rows} == {"sim1", "sim2"}
     assert all(row["status"]["connected"] for row in rows)
+
+
+def test_two_cameras_share_one_line_that_fits_the_terminal(tmp_path):
+    config = write_config(tmp_path)
+    code, output = run_in_pty(["-c", str(config), "expose", "1"])
+    assert code == 0, output
+    live = [
+        chunk.split("\x1b[K")[0]
+        for chunk in output.split("\r")
+        if "left" in chunk or "done" in chunk
+    ]
+    assert live and all(len(line) <= 79 for line in live), max(live, key=len)
+    assert any("sim1:" in line and "sim2:" in line for line in live)
+    assert len(re.findall(r"sim[12]: wrote ", output)) == 2

@@ -305,3 +305,13 @@ async def test_4k_quick_look_runs_off_the_loop(frame_4k, tmp_path):
         f"4096x4096 stats+stars+PNG: {elapsed:.3f} s, max loop gap "
         f"{max(gaps) * 1e3:.1f} ms"
     )
+
+
+@pytest.mark.parametrize(
+    ("shape", "expected"), [((2, 4096), (1, 1024)), ((5000, 3), (1000, 1))]
+)
+def test_preview_of_a_strip(shape, expected):
+    """A side shorter than the downsampling factor is averaged as a whole."""
+    data = np.arange(shape[0] * shape[1], dtype=np.float32).reshape(shape)
+    image = preview_image(data, max_size=1024)
+    assert image.shape == expected
