@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -63,14 +64,22 @@ class ConfigUsageError(click.ClickException):
     exit_code = 2
 
 
-def preflight(config: dict[str, Any]) -> None:
+def preflight(config: dict[str, Any], listen: bool = False) -> None:
     """Builds the camera system once, so that camera_core's checks of the
     ``cameras`` and ``simulator`` sections fail before the daemon detaches.
+
+    Parameters
+    ----------
+    config
+        The validated configuration.
+    listen
+        Also check that the Tron (legacy) port, if configured, is free; for
+        commands that start an actor.
 
     Raises
     ------
     ConfigUsageError
-        If camera_core refuses the configuration.
+        If camera_core refuses the configuration or the port is taken.
     """
     from camera_core.exceptions import CameraError
 
@@ -80,6 +89,22 @@ def preflight(config: dict[str, Any]) -> None:
         build_camera_system(config)
     except (CameraError, ValueError, TypeError) as err:
         raise ConfigUsageError(f"invalid camera configuration: {err}") from None
+    legacy = config["actor"].get("legacy")
+    if listen and legacy is not None:
+        check_port(legacy["host"], int(legacy["port"]))
+
+
+def check_port(host: str, port: int) -> None:
+    """Raises `ConfigUsageError` if a TCP server cannot listen on host:port."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.create_server((host, port), family=family):
+            pass
+    except OSError as err:
+        raise ConfigUsageError(
+            f"actor.legacy: cannot listen on {host}:{port} "
+            f"({err.strerror or err}); free the port or change actor.legacy."
+        ) from None
 
 
 def setup_logging(verbose: int) -> None:
@@ -210,7 +235,7 @@ def run_in_foreground(ctx: click.Context, param: click.Parameter, value: bool) -
     if not value or ctx.resilient_parsing:
         return
     state = ctx.find_object(CliState)
-    preflight(state.config)
+    preflight(state.config, listen=True)
     run_actor(state)
     ctx.exit(0)
 
@@ -270,7 +295,8 @@ class ActorDaemonGroup(DaemonGroup):
         if state is not None:
             self.configure(state)
             if cmd_name in ("start", "restart", "run"):
-                preflight(state.config)
+                # A restart finds the port held by the actor it replaces.
+                preflight(state.config, listen=cmd_name != "restart")
         if cmd_name == "run":
             return self.commands["run"]
         return super().get_command(ctx, cmd_name)

@@ -152,9 +152,15 @@ async def test_bad_command_fails_cleanly(both):
 
 async def test_amqp_and_legacy_at_once_on_different_cameras(both, client):
     actor, _, legacy_client = both
+    sim1 = actor.camera_system.get_camera(name="sim1")
+    sim2 = actor.camera_system.get_camera(name="sim2")
     amqp = asyncio.create_task(send(client, actor, "expose sim1 1", time_limit=20))
     legacy = asyncio.create_task(legacy_client.command("expose sim2 1", 11))
-    await asyncio.sleep(0.3)
+    # Both integrate at the same time: neither interface waits for the other.
+    await wait_for(
+        lambda: sim1.progress.phase.value == "integrating"
+        and sim2.progress.phase.value == "integrating"
+    )
     # Same state: the legacy side sees the AMQP exposure running.
     lines = await legacy_client.command("status sim1", 12)
     (status,) = keyword_values(lines, "status")
@@ -168,7 +174,7 @@ async def test_amqp_and_legacy_at_once_on_different_cameras(both, client):
     assert Path(legacy_file[3]).exists() and legacy_file[0] == "sim2"
     # A busy camera is busy for both interfaces.
     amqp = asyncio.create_task(send(client, actor, "expose sim1 1", time_limit=20))
-    await asyncio.sleep(0.3)
+    await wait_for(lambda: sim1.exposing)
     lines = await legacy_client.command("expose sim1 0.1", 13)
     assert lines[-1].split(" ")[2] == "f" and "busy" in lines[-1]
     assert (await amqp).status.did_succeed
@@ -253,3 +259,24 @@ async def test_legacy_shares_the_actors_settings(tmp_path):
         await client.close()
         await legacy.stop()
         await actor.stop()
+
+
+def test_a_taken_legacy_port_fails_before_the_actor_starts(tmp_path):
+    config = actor_config(tmp_path)
+    config["actor"]["log_dir"] = None
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config["actor"]["legacy"] = {"host": "127.0.0.1", "port": port}
+        path = tmp_path / "camactor.yml"
+        path.write_text(yaml.safe_dump(config))
+        result = subprocess.run(
+            [sys.executable, "-m", "actor", "-c", str(path), "actor", "--foreground"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 2, result.stderr
+    assert f"actor.legacy: cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
