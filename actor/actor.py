@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import shlex
 from importlib.resources import files
 from pathlib import Path
@@ -17,6 +16,7 @@ from clu.actor import AMQPActor, JSONActor
 from camera_core import CameraSystem, __version__
 from camera_core.simulator import SimulatedCameraSystem
 
+from .amqp import ack_message, check_body, check_headers, reply_ids
 from .bridge import EventBridge
 from .cli_secrets import hide_secrets, redact_text
 from .commands import build_parser
@@ -268,42 +268,38 @@ class CameraActor(BaseCameraActor, AMQPActor):
     async def new_command(
         self, message: aio_pika.abc.AbstractIncomingMessage, ack: bool = True
     ):
-        headers = message.info().get("headers") or {}
-        if headers.get("task", False):
-            return await super().new_command(message, ack=ack)
-        error = self._check_message(message.body)
+        """Runs a command message, or refuses it with an ``f`` reply.
+
+        The message is acknowledged exactly once, before the command runs,
+        whatever happens (`actor.amqp`): an unacknowledged one would stop the
+        delivery of every later command. A ``task`` header never reaches CLU's
+        task path (this actor has no tasks).
+        """
+        headers: dict[str, Any] = {}
+        try:
+            headers = dict(message.headers or {})
+            error = check_headers(headers) or check_body(
+                message.body, self.max_command_bytes
+            )
+        except Exception as err:  # never leave a message unacknowledged
+            error = f"Command refused: unreadable message ({err!r})."
+        finally:
+            if ack:
+                await ack_message(message, self.log)
         if error is None:
-            return await super().new_command(message, ack=ack)
-        if ack:
-            async with message.process():
-                pass
+            return await super().new_command(message, ack=False)
+        commander_id, command_id = reply_ids(headers)
         command = Command(
             "",
-            command_id=headers.get("command_id") or 0,
-            commander_id=headers.get("commander_id"),
+            command_id=command_id,
+            commander_id=commander_id,
             consumer_id=self.name,
             actor=self,
         )
         command.set_status(command.status.RUNNING, silent=True)
         command.fail(error=error)
-        self.log.warning(f"Refused command from {command.commander_id}: {error}")
+        self.log.warning(f"Refused command from {commander_id}: {error}")
         return command
-
-    def _check_message(self, body: bytes) -> str | None:
-        if len(body) > self.max_command_bytes:
-            return (
-                f"Command refused: {len(body)} bytes is over the "
-                f"{self.max_command_bytes}-byte limit."
-            )
-        try:
-            payload = json.loads(body.decode())
-        except (UnicodeDecodeError, ValueError):
-            return "Command refused: the message body is not JSON."
-        if not isinstance(payload, dict) or not isinstance(
-            payload.get("command_string"), str
-        ):
-            return "Command refused: the body has no 'command_string' string."
-        return None
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> CameraActor:
