@@ -41,27 +41,27 @@ def describe(result: RecoverResult) -> str:
     """One line about a recovered (or not) frame."""
     who = " ".join(str(x) for x in (result.camera, result.exposure_id) if x)
     where = str(result.spool_file) if result.spool_file is not None else "memory"
-    line = f"{who + ': ' if who else ''}{where} -> {result.target or '?'}"
+    home = result.target if result.path is None else result.path
+    line = f"{who + ': ' if who else ''}{where} -> {home or '?'}"
     status = "recovered" if result.recovered else "NOT recovered"
     return f"{status}: {line}" + (f" ({result.error})" if result.error else "")
 
 
 @click.command("recover")
-@click.option(
-    "--overwrite", is_flag=True, help="Replace target files that already exist."
-)
 @click.pass_obj
-def recover_command(state: Any, overwrite: bool) -> None:
+def recover_command(state: Any) -> None:
     """Write the spooled frames to their targets (no broker needed).
 
     Each spooled file's checksums are verified before it is copied, with its
-    original header, to where it was meant to go. Exits with status 1 if a
-    frame stays in the spool.
+    original header, to where it was meant to go. No file is replaced: when
+    the target holds another file the frame goes next to it as
+    <stem>-recovered-<N><suffix>. Exits with status 1 if a frame stays in the
+    spool.
     """
     dirs = spool_dirs(state.config)
     results: list[RecoverResult] = []
     for directory in dirs:
-        results.extend(recover(directory, overwrite))
+        results.extend(recover(directory))
     listed = ", ".join(str(d) for d in dirs)
     if not results:
         click.echo(f"Nothing to recover in {listed}.")
@@ -73,6 +73,5 @@ def recover_command(state: Any, overwrite: bool) -> None:
     if done < len(results):
         raise click.ClickException(
             f"{len(results) - done} frame(s) stay in the spool: fix the reasons "
-            "above (free space, permissions) and run `camactor recover` again; "
-            "add --overwrite to replace existing files."
+            "above (free space, permissions) and run `camactor recover` again."
         )

@@ -13,7 +13,7 @@ import errno
 import gzip
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from astropy.io import fits
 
 from . import compress, fitsio_fast
 
-__all__ = ["atomic_stream", "write_atomic"]
+__all__ = ["atomic_stream", "atomic_stream_free", "write_atomic"]
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -101,6 +101,70 @@ def atomic_stream(
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(target.parent)
+
+
+def atomic_stream_free(
+    names: Iterable[Path],
+    write: Callable[[Any], None],
+    same: Callable[[Path], bool],
+) -> Path:
+    """Creates the first free one of ``names``, never replacing a file.
+
+    The content is written once to a fsynced temporary file in the directory
+    of the first name, then hard-linked (no-overwrite) to each name in turn
+    until one is free; a name whose file ``same`` accepts (identical content)
+    is returned instead. All names must be in the same directory.
+
+    Parameters
+    ----------
+    names
+        Candidate files, first choice first.
+    write
+        Called with the open binary temporary file; writes the content.
+    same
+        Whether an existing file already holds the content.
+
+    Returns
+    -------
+    path
+        The name that now holds the content.
+
+    Raises
+    ------
+    FileExistsError
+        If every name holds other content.
+    OSError
+        If the directory or the file cannot be written.
+    """
+    candidates = iter(names)
+    first = next(candidates)
+    first.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{first.name}.", suffix=".part", dir=first.parent
+    )
+    tmp = Path(tmp_name)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
+        with os.fdopen(fd, "wb") as raw:
+            write(raw)
+            raw.flush()
+            os.fsync(raw.fileno())
+        for name in (first, *candidates):
+            if name.parent != first.parent:
+                raise ValueError(f"{name} is not in {first.parent}")
+            try:
+                _publish(tmp, name, False)
+            except FileExistsError:
+                if same(name):
+                    return name
+                continue
+            _fsync_dir(first.parent)
+            return name
+        raise FileExistsError(errno.EEXIST, "Every name is taken", str(first))
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_atomic(

@@ -235,7 +235,8 @@ class Exposure:
         if result.target_exists:
             raise ExposureError(
                 f"{result.target} already exists, so the frame was spooled to "
-                f"{result.path}; choose another name or pass overwrite=True."
+                f"{result.path}; recover() writes it next to the existing file "
+                "(as <stem>-recovered-<N>), which is never replaced."
             )
         if header_error is not None:
             raise ExposureError(

@@ -146,14 +146,33 @@ class ImageNamer:
             return self._path(dirname, num, camera)
         num = self._last_num + 1
         if not self.overwrite:
-            while self._exists(self._path(dirname, num, camera)):
+            spooled = _spooled_names(getattr(camera, "spool_dir", None))
+            while self._exists(self._path(dirname, num, camera), spooled):
                 num += 1
         self._last_num = num
         return self._path(dirname, num, camera)
 
     @staticmethod
-    def _exists(path: Path) -> bool:
-        # A name is taken if the file, or its compressed twin, is there.
+    def _exists(path: Path, spooled: list[str]) -> bool:
+        # A name is taken if the file, or its compressed twin, is there, or if
+        # a spooled frame waits to be recovered to it.
         name = path.name
         twin = name[:-3] if name.endswith(".gz") else name + ".gz"
+        if any(entry.endswith((f"-{name}", f"-{twin}")) for entry in spooled):
+            return True
         return path.exists() or path.with_name(twin).exists()
+
+
+def _spooled_names(spool_dir: str | os.PathLike | None) -> list[str]:
+    """The spooled frames' file names (``<stamp>-<exposure id>-<target name>``).
+
+    Only the target's name is matched, not its directory: a name is skipped
+    when any spooled frame was meant for it, which at worst leaves a gap.
+    """
+    if spool_dir is None:
+        return []
+    try:
+        entries = os.listdir(Path(spool_dir).expanduser())
+    except OSError:
+        return []
+    return [e for e in entries if not e.startswith(".") and not e.endswith(".json")]

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from astropy.io import fits
 from astropy.time import Time
 
-from .atomic import atomic_stream, write_atomic
+from .atomic import atomic_stream, atomic_stream_free, write_atomic
 from .exceptions import ExposureError, ExposureWriteError
 from .utils import run_in_executor
 
@@ -44,8 +44,12 @@ __all__ = [
     "recover",
     "recover_all",
     "recover_unsaved",
+    "recovered_names",
     "spool_frame",
 ]
+
+#: How many ``<stem>-recovered-<N><suffix>`` names `recover` tries.
+_MAX_ALTERNATIVES = 999
 
 #: Called before each write attempt with the path and whether it is the spool.
 FaultHook = Callable[[Path, bool], None]
@@ -71,6 +75,9 @@ class RecoverResult:
         The frame's exposure id, if known.
     source
         ``"spool"`` or ``"memory"``.
+    path
+        Where the recovered frame now is: its target or, when the target holds
+        another frame, ``<stem>-recovered-<N><suffix>`` next to it.
     """
 
     spool_file: Path | None
@@ -80,6 +87,7 @@ class RecoverResult:
     camera: str | None = None
     exposure_id: str | None = None
     source: str = "spool"
+    path: Path | None = None
 
 
 @contextlib.contextmanager
@@ -195,10 +203,20 @@ def _same_file(one: Path, other: Path) -> bool:
         return False
 
 
+def recovered_names(target: Path) -> Iterator[Path]:
+    """The target, then ``<stem>-recovered-<N><suffix>`` next to it."""
+    yield target
+    name = target.name
+    suffixes = target.suffixes[-2:] if target.suffix in (".gz", ".fz") else []
+    suffix = "".join(suffixes) or target.suffix
+    stem = name[: len(name) - len(suffix)] if suffix else name
+    for number in range(1, _MAX_ALTERNATIVES + 1):
+        yield target.with_name(f"{stem}-recovered-{number}{suffix}")
+
+
 def _recover_one(
     spool_dir: Path,
     sidecar_path: Path,
-    overwrite: bool,
     fault_hook: FaultHook | None,
 ) -> RecoverResult:
     try:
@@ -220,6 +238,7 @@ def _recover_one(
         if target.exists():  # recovered earlier, but the sidecar stayed
             sidecar_path.unlink(missing_ok=True)
             result.recovered = True
+            result.path = target
         else:
             result.error = f"{spool_file} is missing; only its sidecar is left"
         return result
@@ -232,20 +251,27 @@ def _recover_one(
         if fault_hook is not None:
             fault_hook(target, False)
         with open(spool_file, "rb") as src:
-            atomic_stream(
-                target, overwrite, lambda raw: shutil.copyfileobj(src, raw, 1 << 22)
+            # Never replaces a file: a target that holds another frame (its
+            # name was reused, say) keeps it, and this frame goes next to it.
+            result.path = atomic_stream_free(
+                recovered_names(target),
+                lambda raw: shutil.copyfileobj(src, raw, 1 << 22),
+                lambda path: _same_file(spool_file, path),
             )
     except FileExistsError:
-        if not _same_file(spool_file, target):
-            result.error = (
-                f"{target} already exists and differs; the frame stays in the "
-                "spool (recover with overwrite to replace the file)"
-            )
-            return result
+        result.error = (
+            f"{target} and its {_MAX_ALTERNATIVES} '-recovered-N' names all hold "
+            "other files; the frame stays in the spool: move those files away"
+        )
+        return result
     except OSError as err:
         result.error = f"{target} is still not writable: {err}"
         return result
     result.recovered = True
+    if result.path != target:
+        result.error = (
+            f"{target} holds another frame, so this one was written to {result.path}"
+        )
     try:
         spool_file.unlink()
         sidecar_path.unlink()
@@ -256,25 +282,25 @@ def _recover_one(
 
 def recover(
     spool_dir: Path | str,
-    overwrite: bool = False,
     fault_hook: FaultHook | None = None,
 ) -> list[RecoverResult]:
     """Writes every spooled frame to its original target (blocking).
 
     Each spooled file's checksums are verified, then its bytes (the full
-    original header and data) are copied to the target atomically. A frame is
-    removed from the spool only after its target is written; a frame whose
-    target exists with other content (and ``overwrite`` is False), is still
-    unwritable or fails its checksums stays in the spool. A target that
-    already holds the identical file counts as recovered. Files without a
-    sidecar are reported, never guessed at.
+    original header and data) are copied to the target atomically. No file is
+    ever replaced: when the target holds another file (its name was reused
+    after a restart, say), the frame is written next to it as
+    ``<stem>-recovered-<N><suffix>`` (the first free ``N``) and
+    `RecoverResult.path` says so. A target that already holds the identical
+    file counts as recovered. A frame is removed from the spool only after it
+    is written; one whose target is still unwritable or that fails its
+    checksums stays in the spool. Files without a sidecar are reported, never
+    guessed at.
 
     Parameters
     ----------
     spool_dir
         The spool directory.
-    overwrite
-        Whether to replace existing target files.
     fault_hook
         Called before each write with ``(path, False)``; for fault injection.
 
@@ -294,7 +320,7 @@ def recover(
             if not path.with_name(path.name + ".json").exists()
         ]
         for sidecar_path in sidecars:
-            results.append(_recover_one(spool_dir, sidecar_path, overwrite, fault_hook))
+            results.append(_recover_one(spool_dir, sidecar_path, fault_hook))
         known = {path.name[: -len(".json")] for path in sidecars}
         for path in sorted(spool_dir.iterdir()):
             if path.name.startswith(".") or path in sidecars:
@@ -312,18 +338,23 @@ def recover(
     return results
 
 
-async def recover_unsaved(
-    exposures: Iterable[Exposure], overwrite: bool = False
-) -> list[RecoverResult]:
+def _recover_spooled(sidecar_path: Path) -> RecoverResult:
+    """Recovers the one frame of a sidecar (blocking)."""
+    with _dir_lock(sidecar_path.parent, exclusive=True):
+        return _recover_one(sidecar_path.parent, sidecar_path, None)
+
+
+async def recover_unsaved(exposures: Iterable[Exposure]) -> list[RecoverResult]:
     """Writes frames held in memory again: to their target, else the spool.
+
+    A frame whose target now holds another file goes, like a spooled one, next
+    to it as ``<stem>-recovered-<N><suffix>``; no file is replaced.
 
     Parameters
     ----------
     exposures
         Exposures whose write failed even to the spool
         (`~camera_core.camera.BaseCamera.unsaved_exposures`).
-    overwrite
-        Whether to replace existing targets.
 
     Returns
     -------
@@ -342,7 +373,7 @@ async def recover_unsaved(
         )
         results.append(result)
         try:
-            await exposure.write(overwrite=overwrite)
+            await exposure.write()
         except ExposureWriteError as err:  # still nowhere to go: still held
             result.error = str(err)
             continue
@@ -350,7 +381,13 @@ async def recover_unsaved(
             result.error = str(err)
         written = exposure.write_result
         result.recovered = not written.spooled
-        if written.spooled:
+        result.path = None if written.spooled else written.path
+        if written.spooled and written.target_exists and written.sidecar is not None:
+            again = await run_in_executor(_recover_spooled, written.sidecar)
+            result.recovered, result.path = again.recovered, again.path
+            result.error = again.error
+            result.spool_file = None if again.recovered else written.path
+        elif written.spooled:
             result.spool_file = written.path
             if not written.target_exists:
                 result.error = (
@@ -361,9 +398,7 @@ async def recover_unsaved(
 
 
 async def recover_all(
-    exposures: Iterable[Exposure],
-    spool_dirs: Iterable[Path | str],
-    overwrite: bool = False,
+    exposures: Iterable[Exposure], spool_dirs: Iterable[Path | str]
 ) -> list[RecoverResult]:
     """Recovers the spool directories, then the frames held in memory.
 
@@ -372,6 +407,6 @@ async def recover_all(
     """
     results: list[RecoverResult] = []
     for spool_dir in dict.fromkeys(Path(d).expanduser() for d in spool_dirs):
-        results.extend(await run_in_executor(recover, spool_dir, overwrite))
-    results.extend(await recover_unsaved(exposures, overwrite))
+        results.extend(await run_in_executor(recover, spool_dir))
+    results.extend(await recover_unsaved(exposures))
     return results

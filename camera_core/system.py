@@ -319,9 +319,7 @@ class CameraSystem(LoggerMixIn, Generic[_T_BaseCamera], metaclass=abc.ABCMeta):
         return [*orphans, *(e for c in self.cameras for e in c.unsaved_exposures)]
 
     async def recover(
-        self,
-        overwrite: bool = False,
-        spool_dirs: list[os.PathLike | str] | None = None,
+        self, spool_dirs: list[os.PathLike | str] | None = None
     ) -> list[Any]:
         """Writes spooled frames and frames held in memory to their targets.
 
@@ -341,7 +339,7 @@ class CameraSystem(LoggerMixIn, Generic[_T_BaseCamera], metaclass=abc.ABCMeta):
             spools.add(default_spool_dir())
             spool_dirs = sorted(spools)
         async with self._recovering:  # never two writes of one frame in memory
-            results = await recover_all(self.unsaved_exposures, spool_dirs, overwrite)
+            results = await recover_all(self.unsaved_exposures, spool_dirs)
         self._orphaned_unsaved = [
             e for e in self._orphaned_unsaved if e in e.camera._unsaved
         ]

@@ -99,7 +99,6 @@ SIMPLE = [
     "reconnect nocam",
     "reconnect --timeout 0",
     "recover",
-    "recover --overwrite",
     "",
     "nonsense",
     'expose "unbalanced',

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import errno
+import itertools
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,7 @@ from actor.actor import build_camera_system
 from actor.cli_recover import spool_dirs
 from actor.config import validate_config
 from camera_core import Exposure, ExposureWriteError
-from camera_core.spool import recover
+from camera_core.spool import recover, recovered_names
 from camera_core.writer import write_atomic, write_hdulist
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,16 +95,33 @@ async def test_existing_target_identical_counts_as_recovered(tmp_path):
     assert list(spool.iterdir()) == []
 
 
-async def test_different_target_stays_until_overwrite(tmp_path):
-    spool, target = tmp_path / "spool", tmp_path / "a.fits"
+async def test_different_target_is_kept_and_the_frame_goes_next_to_it(tmp_path):
+    spool, target = tmp_path / "spool", tmp_path / "a.fits.gz"
     spooled = await spool_one(frame(4), target, spool)
-    target.write_bytes(b"someone else's file")
-    (result,) = recover(spool)
-    assert not result.recovered and "differs" in result.error
-    assert target.read_bytes() == b"someone else's file"
     original = spooled.read_bytes()
-    (result,) = recover(spool, overwrite=True)
-    assert result.recovered and target.read_bytes() == original
+    target.write_bytes(b"someone else's file")
+    taken = tmp_path / "a-recovered-1.fits.gz"
+    taken.write_bytes(b"another one")
+    (result,) = recover(spool)
+    assert result.recovered and result.path == tmp_path / "a-recovered-2.fits.gz"
+    assert "holds another frame" in result.error and str(result.path) in result.error
+    assert target.read_bytes() == b"someone else's file"
+    assert taken.read_bytes() == b"another one"
+    assert result.path.read_bytes() == original
+    assert list(spool.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_recovered_names_keep_the_compression_suffix(tmp_path):
+    names = recovered_names(tmp_path / "sim1-0001.fits.fz")
+    assert [p.name for p in itertools.islice(names, 3)] == [
+        "sim1-0001.fits.fz",
+        "sim1-0001-recovered-1.fits.fz",
+        "sim1-0001-recovered-2.fits.fz",
+    ]
+    assert next(itertools.islice(recovered_names(tmp_path / "x"), 1, 2)).name == (
+        "x-recovered-1"
+    )
 
 
 async def test_file_without_sidecar_is_reported_not_guessed(tmp_path):
@@ -265,16 +283,18 @@ async def test_cli_recover_needs_no_broker(tmp_path):
     done = runner.invoke(camactor_cli, ["-c", str(path), "recover"])
     assert done.exit_code == 0 and "Nothing to recover" in done.stdout
 
+    # A frame whose target name was reused: both files are kept.
     await spool_one(frame(10), targets[0], tmp_path / "s1", "x2")
     done = runner.invoke(camactor_cli, ["-c", str(path), "recover"])
-    assert done.exit_code == 1
-    assert "NOT recovered" in done.stderr and "--overwrite" in done.stderr
-    assert targets[0].read_bytes() == originals[0]
-    done = runner.invoke(camactor_cli, ["-c", str(path), "recover", "--overwrite"])
     assert done.exit_code == 0, done.stderr
-    with verified(targets[0]) as hdul:
+    beside = tmp_path / "data" / "a-recovered-1.fits"
+    assert f"-> {beside}" in done.stdout and "holds another frame" in done.stdout
+    assert targets[0].read_bytes() == originals[0]
+    with verified(beside) as hdul:
         assert hdul[0].header["OBJECT"] == "field 10"
     assert list((tmp_path / "s1").iterdir()) == []
+    done = runner.invoke(camactor_cli, ["-c", str(path), "recover", "--overwrite"])
+    assert done.exit_code == 2 and "No such option" in done.output
 
 
 async def test_concurrent_recovers_write_a_memory_frame_once(camera, tmp_path):

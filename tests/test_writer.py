@@ -166,9 +166,11 @@ async def test_recover_does_not_clobber(camera, frame, tmp_path, spool):
     assert exposure.write_result.spooled
     target.write_bytes(b"someone else's file")
     results = recover(spool)
-    assert results[0].recovered is False and "overwrite" in results[0].error
+    assert results[0].recovered and results[0].path == tmp_path / "t-recovered-1.fits"
     assert target.read_bytes() == b"someone else's file"
-    assert len(list(spool.glob("*.fits"))) == 1
+    with open_verified(results[0].path) as hdul:
+        assert np.array_equal(hdul[0].data, frame)
+    assert list(spool.iterdir()) == []
 
 
 async def test_spool_also_unwritable_keeps_frame_in_memory(camera, frame, tmp_path):

@@ -30,19 +30,23 @@ def _recovered(result: RecoverResult) -> dict:
             "path": result.spool_file,
             "source": result.source,
             "recovered": result.recovered,
+            "written_to": result.path,
             "error": result.error,
         }
     )
 
 
 @click.command(cls=CluCommand)
-@click.option("--overwrite", is_flag=True, help="Replace existing target files.")
-async def recover(command: Command, overwrite: bool):
-    """Writes spooled frames and frames held in memory to their targets."""
+async def recover(command: Command):
+    """Writes spooled frames and frames held in memory to their targets.
+
+    No file is ever replaced: a frame whose target holds another file is
+    written next to it as ``<stem>-recovered-<N><suffix>`` (``written_to``).
+    """
     system = command.actor.camera_system
     dirs: list[Path] = spool_dirs(system.config)
     dirs += [Path(camera.spool_dir).expanduser() for camera in system.cameras]
-    results = await system.recover(overwrite=overwrite, spool_dirs=dirs)
+    results = await system.recover(spool_dirs=dirs)
     for result in results:
         reply = command.info if result.recovered else command.warning
         reply(recovered=_recovered(result))
@@ -53,7 +57,7 @@ async def recover(command: Command, overwrite: bool):
         return command.fail(
             error=f"{len(results) - done} of {len(results)} frames not recovered "
             "(see the recovered keywords): free space or fix permissions and run "
-            "recover again; use --overwrite to replace existing files."
+            "recover again."
         )
     return command.finish(text=f"Recovered {done} frames.")
 
