@@ -204,7 +204,7 @@ class Exposure:
                 },
                 fault_hook=camera.write_fault,
             )
-        except OSError as err:
+        except Exception as err:  # any failure keeps the frame, never drops it
             if self not in camera._unsaved:
                 camera._unsaved.append(self)
             raise ExposureWriteError(

@@ -41,6 +41,10 @@ __all__ = [
 #: Errors that retrying will not fix.
 _PERMANENT = (FileExistsError, IsADirectoryError, NotADirectoryError)
 
+#: Errors worth retrying; any other exception (an astropy ``VerifyError``, say)
+#: sends the frame to the spool at once.
+_TRANSIENT = (OSError, MemoryError)
+
 
 @dataclasses.dataclass
 class WriteResult:
@@ -93,9 +97,10 @@ async def write_hdulist(
 ) -> WriteResult:
     """Writes a frame without ever dropping it.
 
-    Every attempt runs in an executor. Transient `OSError` are retried up to
-    ``retries`` times with exponential ``backoff`` (seconds). If the target stays
-    unwritable the frame is written to ``spool_dir`` with a JSON sidecar.
+    Every attempt runs in an executor. Transient `OSError` and `MemoryError`
+    are retried up to ``retries`` times with exponential ``backoff`` (seconds).
+    If the target stays unwritable, or the write fails with any other
+    exception, the frame is written to ``spool_dir`` with a JSON sidecar.
 
     A target that exists (with ``overwrite`` False) is not retried: the frame
     goes straight to the spool and ``target_exists`` is set in the result.
@@ -105,12 +110,13 @@ async def write_hdulist(
     FileExistsError
         If the target exists, ``overwrite`` is False and there is no spool.
     OSError
-        If the target and the spool both failed. The caller still holds the frame.
+        If the target and the spool both failed, whatever the exception (it is
+        the ``__cause__``). The caller still holds the frame.
     """
     target = Path(target).expanduser()
     metadata = {} if metadata is None else metadata
     attempts = 0
-    last_error: OSError | None = None
+    last_error: Exception | None = None
     while attempts <= retries:
         attempts += 1
         try:
@@ -118,17 +124,18 @@ async def write_hdulist(
                 _attempt, hdulist, target, overwrite, checksum, gzip_level, fault_hook
             )
             return WriteResult(target, target, False, datasum, check, None, attempts)
-        except _PERMANENT as err:  # retrying cannot help: spool at once
+        except Exception as err:  # any failure is a failed write, never a loss
             last_error = err
-            break
-        except OSError as err:
-            last_error = err
+            if not isinstance(err, _TRANSIENT) or isinstance(err, _PERMANENT):
+                break  # retrying cannot help: spool at once
             if attempts <= retries:
                 await asyncio.sleep(backoff * 2 ** (attempts - 1))
     assert last_error is not None
     error = f"{type(last_error).__name__}: {last_error}"
     if spool_dir is None:
-        raise last_error
+        if isinstance(last_error, OSError):
+            raise last_error
+        raise OSError(f"could not write {target} ({error})") from last_error
     try:
         spool_file, sidecar, (datasum, check) = await run_in_executor(
             spool_frame,
@@ -142,16 +149,23 @@ async def write_hdulist(
             overwrite,
             fault_hook,
         )
-    except OSError as spool_err:
-        raise OSError(
-            spool_err.errno,
+    except Exception as spool_err:
+        raise _as_oserror(
+            spool_err,
             f"could not write {target} ({error}) nor spool it to {spool_dir} "
-            f"({spool_err})",
+            f"({type(spool_err).__name__}: {spool_err})",
         ) from spool_err
     exists = isinstance(last_error, FileExistsError)
     return WriteResult(
         target, spool_file, True, datasum, check, error, attempts, sidecar, exists
     )
+
+
+def _as_oserror(err: BaseException, message: str) -> OSError:
+    """An `OSError` that says ``message``, keeping ``err``'s errno if any."""
+    if isinstance(err, OSError):
+        return OSError(err.errno, message)
+    return OSError(message)
 
 
 def _attempt(
