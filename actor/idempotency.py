@@ -8,7 +8,10 @@ actor restart too; an exposure that the restart interrupted is reported as
 failed, never taken again.
 
 An id whose first command took no frame (refused before exposing: unknown
-camera, camera busy, ...) can be sent again and is then taken.
+camera, camera busy, ...) can be sent again and is then taken. So can an id
+refused because the journal could not record it (its disk full or read-only):
+an id is only used once its ``requested`` entry is on disk, so that no retry,
+even after a restart, takes a second frame.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EXPOSURE_ID_HELP",
+    "UnjournaledIdError",
     "check_exposure_id",
     "frame_id",
     "journaled_frame",
@@ -44,7 +48,9 @@ EXPOSURE_ID_HELP = (
     "Client-chosen id (1-64 letters, digits, '_', '.', '-'). Sent again, no "
     "new frame is taken: the first command's outcome is reported (after it "
     "ends, if running), also after an actor restart. The frame's exposure_id "
-    "is ID for one camera and --count 1, else ID@CAMERA.N (N from 1)."
+    "is ID for one camera and --count 1, else ID@CAMERA.N (N from 1). Refused, "
+    "with no frame taken, while the exposure journal cannot be written (disk "
+    "full or read-only); exposing without --exposure-id still works."
 )
 
 #: States of a journaled exposure whose frame is saved.
@@ -62,6 +68,10 @@ _REQUEST_KEYS = (
     "postprocess",
     "timeout",
 )
+
+
+class UnjournaledIdError(RuntimeError):
+    """An ``--exposure-id`` frame not taken: the journal could not record it."""
 
 
 def check_exposure_id(value: str) -> str | None:
@@ -204,8 +214,10 @@ async def journaled_frame(
     """Journals a frame about to be taken; yields its exposure id.
 
     With a client-chosen id the entry is on disk before the frame is taken,
-    so that a retry after a crash finds it. A frame that fails before the
-    camera started it is journaled as failed.
+    so that a retry after a crash finds it; if it cannot be written the entry
+    is retracted and `UnjournaledIdError` raised: no frame is taken, and the
+    id can be sent again. A frame that fails before the camera started it is
+    journaled as failed.
     """
     journal = command.actor.journal
     exposure_id = frame_id(request_id, camera.name, index, single)
@@ -215,11 +227,18 @@ async def journaled_frame(
             try:
                 await journal.journal.flush()
             except JournalError as err:
-                command.warning(
-                    text=f"{err} A retry of {request_id} after an actor restart "
-                    "may not be recognised."
-                )
+                if await journal.journal.retract(exposure_id):
+                    raise UnjournaledIdError(
+                        f"--exposure-id {request_id} refused, no frame taken: the "
+                        f"exposure journal cannot record it, so a retry could not "
+                        f"be recognised after a restart ({err}) Free space on the "
+                        "journal's disk (or make it writable) and send it again; "
+                        "expose without --exposure-id still works."
+                    ) from err
+                # Committed meanwhile (the disk came back): take the frame.
         yield exposure_id
+    except UnjournaledIdError:
+        raise
     except BaseException as err:
         journal.not_started(camera, exposure_id, err)
         raise

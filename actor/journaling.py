@@ -78,7 +78,9 @@ class ActorJournal:
         """Opens the journal, reports interrupted exposures, follows events.
 
         A journal that cannot be opened is replaced by one in memory, with an
-        ``error`` saying so: the actor runs, without a journal on disk.
+        ``error`` saying so: the actor runs, without a journal on disk. The
+        file, if it exists (e.g. in a read-only directory), is still read
+        (read-only) for ``history`` and ``--exposure-id`` look-ups.
         """
         notifier = actor.camera_system.notifier
         self.journal.attach(notifier)  # before any await: no event is missed
@@ -86,7 +88,7 @@ class ActorJournal:
             interrupted = await self.journal.open()
         except JournalError as err:
             await self.journal.close()
-            self.journal = ExposureJournal(None)
+            self.journal = ExposureJournal(None, base=self.path)
             self.journal.attach(notifier)
             interrupted = await self.journal.open()
             message = (

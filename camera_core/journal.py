@@ -11,6 +11,8 @@ entries queued while a batch is written are committed together in the next
 one (group commit), so the journal never blocks the event loop and keeps up
 with any frame rate. When the journal is opened, exposures that were in flight
 when the previous process died are marked ``interrupted`` and returned, once.
+Reads never need the disk: they merge entries still waiting for a retry
+(`camera_core.journal_read`).
 
 Example
 -------
@@ -38,55 +40,17 @@ import threading
 from pathlib import Path
 from typing import IO, Any
 
-from .events import CameraEvent
 from .journal_db import TERMINAL_STATES, Entry, apply_entries, connect, in_flight
-from .journal_db import query_records as _query
+from .journal_events import EVENT_ENTRIES, event_entry
+from .journal_read import interruption, read_merged
 from .notifier import EventListener, EventNotifier
 
 __all__ = ["EVENT_ENTRIES", "TERMINAL_STATES", "ExposureJournal", "JournalError"]
 
 log = logging.getLogger(__name__)
 
-#: The phase journaled for each camera event, and the state it sets (`None`
-#: keeps the state).
-EVENT_ENTRIES: dict[CameraEvent, tuple[str, str | None]] = {
-    CameraEvent.EXPOSURE_FLUSHING: ("flushing", "exposing"),
-    CameraEvent.EXPOSURE_INTEGRATING: ("integrating", None),
-    CameraEvent.EXPOSURE_STOPPED: ("stopped", None),
-    CameraEvent.EXPOSURE_READING: ("reading", None),
-    CameraEvent.EXPOSURE_READ: ("read", "read"),
-    CameraEvent.EXPOSURE_POST_PROCESSING: ("post_processing", None),
-    CameraEvent.EXPOSURE_POST_PROCESS_DONE: ("post_process_done", None),
-    CameraEvent.EXPOSURE_POST_PROCESS_FAILED: ("post_process_failed", None),
-    CameraEvent.EXPOSURE_DONE: ("done", None),
-    CameraEvent.EXPOSURE_WRITING: ("writing", "writing"),
-    CameraEvent.EXPOSURE_WRITTEN: ("written", "written"),
-    CameraEvent.EXPOSURE_SPOOLED: ("spooled", "spooled"),
-    CameraEvent.EXPOSURE_FAILED: ("failed", "failed"),
-    CameraEvent.EXPOSURE_ABORTED: ("aborted", "aborted"),
-}
-
-#: Event payload keys kept in the journal.
-_EVENT_KEYS = (
-    "camera",
-    "filename",
-    "path",
-    "datasum",
-    "checksum",
-    "error",
-    "stack_n",
-    "stack_total",
-)
-
 #: Entries kept for a retry while the database cannot be written.
 MAX_PENDING = 100_000
-
-#: Why an exposure in each state was interrupted.
-_LOST = {
-    "read": "after its frame was read and before it was written; the frame was lost",
-    "writing": "while writing {filename}; check whether that file exists",
-    "unsaved": "with the frame unsaved in memory ({error}); the frame was lost",
-}
 
 
 class JournalError(RuntimeError):
@@ -128,10 +92,20 @@ class ExposureJournal:
         The database file, created if needed; `None` keeps the journal in
         memory (this process only). A file journal is locked while open: a
         second journal on the same file refuses to open.
+    base
+        A journal file read, never written, under this journal's records: the
+        history of a journal in memory standing in for a file that cannot be
+        written (e.g. in a read-only directory).
     """
 
-    def __init__(self, path: str | os.PathLike | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike | None = None,
+        base: str | os.PathLike | None = None,
+    ) -> None:
         self.path = None if path is None else Path(path).expanduser()
+        self.base = None if base is None else Path(base).expanduser()
+        self._base: sqlite3.Connection | None = None
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="journal"
         )
@@ -199,26 +173,10 @@ class ExposureJournal:
 
     def record_event(self, event: Any, payload: dict[str, Any]) -> None:
         """Records a camera event (`EVENT_ENTRIES`); other events are ignored."""
-        mapped = EVENT_ENTRIES.get(event)
-        exposure_id = payload.get("exposure_id")
-        if mapped is None or exposure_id is None:
-            return
-        phase, state = mapped
-        fields = {key: payload.get(key) for key in _EVENT_KEYS}
-        if event is CameraEvent.EXPOSURE_WRITTEN:
-            fields["spooled"] = False
-        elif event is CameraEvent.EXPOSURE_SPOOLED:
-            fields["spooled"] = True
-        elif event is CameraEvent.EXPOSURE_DONE:
-            fields = {"camera": payload.get("camera")}  # the write events tell
-        if event is CameraEvent.EXPOSURE_FLUSHING:
-            # Parameters of an exposure not requested through `requested`.
-            fields["initial_parameters"] = {
-                "image_type": payload.get("image_type"),
-                "exptime": payload.get("exptime"),
-                "stack": payload.get("stack_total"),
-            }
-        self.append(str(exposure_id), phase, state, **fields)
+        entry = event_entry(event, payload)
+        if entry is not None:
+            exposure_id, phase, state, fields = entry
+            self.append(exposure_id, phase, state, **fields)
 
     def attach(self, notifier: EventNotifier) -> None:
         """Records the exposure events of a camera system's notifier."""
@@ -246,6 +204,25 @@ class ExposureJournal:
         """
         await self._run(lambda conn: None)
 
+    async def retract(self, exposure_id: str) -> bool:
+        """Forgets the entries of an exposure not committed yet.
+
+        For an exposure that will not be taken because its ``requested``
+        entry could not be committed. Returns whether the exposure is now
+        absent from the journal (`False`: some entries were committed).
+        """
+        await self.open()
+
+        def job() -> bool:
+            with self._lock:
+                kept = [e for e in self._pending if e.exposure_id != exposure_id]
+                self._pending = kept
+            if self._conn is None:
+                return True
+            return not read_merged(self._conn, [], request_id=exposure_id)
+
+        return await asyncio.wrap_future(self._executor.submit(job))
+
     # Reading ----------------------------------------------------------------
 
     async def open(self) -> list[dict[str, Any]]:
@@ -268,12 +245,16 @@ class ExposureJournal:
     async def history(
         self, camera: str | None = None, last: int | None = None
     ) -> list[dict[str, Any]]:
-        """The exposure records, oldest first (see `journal_db.query_records`)."""
-        return await self._run(lambda conn: _query(conn, camera=camera, last=last))
+        """The exposure records, oldest first (see `journal_db.query_records`).
+
+        Entries that could not be written yet (disk full, read-only) are
+        included: reads never need the disk to be writable.
+        """
+        return await self._read(camera=camera, last=last)
 
     async def find(self, request_id: str) -> list[dict[str, Any]]:
         """The records of a client-chosen id (its ``request_id`` or own id)."""
-        return await self._run(lambda conn: _query(conn, request_id=request_id))
+        return await self._read(request_id=request_id)
 
     async def close(self) -> None:
         """Detaches, commits what is queued, and closes the file."""
@@ -299,6 +280,20 @@ class ExposureJournal:
 
         return await asyncio.wrap_future(self._executor.submit(job))
 
+    async def _read(self, **query: Any) -> list[dict[str, Any]]:
+        """Records after the queued entries, committed or not (`read_merged`)."""
+        await self.open()
+
+        def job() -> list[dict[str, Any]]:
+            with contextlib.suppress(JournalError):  # the entries stay pending
+                self._write_pending()
+            conn = self._connection()
+            with self._lock:
+                pending = list(self._pending)
+            return read_merged(conn, pending, self._base, **query)
+
+        return await asyncio.wrap_future(self._executor.submit(job))
+
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             raise JournalError("The journal is closed or failed to open.")
@@ -311,6 +306,8 @@ class ExposureJournal:
                 self._lock_file = self._take_lock(self.path)
             self._conn = connect(":memory:" if self.path is None else self.path)
             interrupted = in_flight(self._conn)
+            if self.base is not None:
+                self._base = self._open_base(self.base)
         except (OSError, sqlite3.Error) as err:
             self._close_sync()
             raise JournalError(
@@ -319,7 +316,7 @@ class ExposureJournal:
             ) from err
         entries = []
         for record in interrupted:
-            record["error"] = self._interruption(record)
+            record["error"] = interruption(record)
             entries.append(
                 Entry(
                     record["exposure_id"],
@@ -333,19 +330,21 @@ class ExposureJournal:
         apply_entries(self._conn, entries)
         return interrupted
 
+    @staticmethod
+    def _open_base(path: Path) -> sqlite3.Connection | None:
+        if not path.is_file():  # no history to read
+            return None
+        try:
+            return connect(path, read_only=True)
+        except (OSError, sqlite3.Error) as err:
+            log.error("Cannot read the exposure journal %s: %s.", path, err)
+            return None
+
     def _open_locked(self) -> concurrent.futures.Future:
         """The open job, submitted once (call with ``self._lock`` held)."""
         if self._open_future is None:
             self._open_future = self._executor.submit(self._open_sync)
         return self._open_future
-
-    @staticmethod
-    def _interruption(record: dict[str, Any]) -> str:
-        state = record["state"]
-        phase = record["phases"][-1]["phase"] if record["phases"] else state
-        why = _LOST.get(state, f"during {phase!r}; no frame was saved")
-        why = why.format(filename=record["filename"], error=record["error"])
-        return f"Interrupted: the process stopped {why}."
 
     @staticmethod
     def _take_lock(path: Path) -> IO[str]:
@@ -401,6 +400,9 @@ class ExposureJournal:
         self.error = error
 
     def _close_sync(self) -> None:
+        if self._base is not None:
+            self._base.close()
+            self._base = None
         if self._conn is not None:
             self._conn.close()
             self._conn = None

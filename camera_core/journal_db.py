@@ -19,6 +19,7 @@ by a crash is rolled back as a whole.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
@@ -96,13 +97,19 @@ def connect(path: str | Path, read_only: bool = False) -> sqlite3.Connection:
     path
         The database file, or ``":memory:"``.
     read_only
-        Open for reading only; the file must exist.
+        Open for reading only; the file must exist. In a directory that is
+        read-only, where SQLite cannot create the ``-shm`` file it reads a
+        WAL database through, the file is opened as immutable (nothing can
+        change it there).
     """
     if read_only:
-        uri = Path(path).resolve().as_uri() + "?mode=ro"
-        conn = sqlite3.connect(uri, uri=True, timeout=10, check_same_thread=False)
-        conn.row_factory = sqlite3.Row
-        return conn
+        file = Path(path).resolve()
+        try:
+            return _connected(file.as_uri() + "?mode=ro")
+        except sqlite3.OperationalError:
+            if os.access(file.parent, os.W_OK):
+                raise
+            return _connected(file.as_uri() + "?immutable=1")
     if str(path) != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(
@@ -112,6 +119,18 @@ def connect(path: str | Path, read_only: bool = False) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.executescript(_SCHEMA)
+    return conn
+
+
+def _connected(uri: str) -> sqlite3.Connection:
+    """A read connection to ``uri`` that has read the schema (or raised)."""
+    conn = sqlite3.connect(uri, uri=True, timeout=10, check_same_thread=False)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except BaseException:
+        conn.close()
+        raise
+    conn.row_factory = sqlite3.Row
     return conn
 
 
