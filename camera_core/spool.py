@@ -18,14 +18,10 @@ writes them again.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import fcntl
-import filecmp
 import json
-import os
 import shutil
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,22 +30,31 @@ from astropy.time import Time
 
 from .atomic import atomic_stream, atomic_stream_free, write_atomic
 from .exceptions import ExposureError, ExposureWriteError
+from .spool_files import (
+    LOCK_TIMEOUT,
+    MAX_ALTERNATIVES,
+    SpoolBusyError,
+    dir_lock,
+    header_cards,
+    recovered_names,
+    same_file,
+    verify_file,
+)
 from .utils import run_in_executor
 
 if TYPE_CHECKING:
     from .exposure import Exposure
 
 __all__ = [
+    "LOCK_TIMEOUT",
     "RecoverResult",
+    "SpoolBusyError",
     "recover",
     "recover_all",
     "recover_unsaved",
     "recovered_names",
     "spool_frame",
 ]
-
-#: How many ``<stem>-recovered-<N><suffix>`` names `recover` tries.
-_MAX_ALTERNATIVES = 999
 
 #: Called before each write attempt with the path and whether it is the spool.
 FaultHook = Callable[[Path, bool], None]
@@ -90,31 +95,6 @@ class RecoverResult:
     path: Path | None = None
 
 
-@contextlib.contextmanager
-def _dir_lock(directory: Path, exclusive: bool) -> Iterator[None]:
-    """Holds a `flock` on a directory (shared or exclusive), blocking."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
-
-
-def header_cards(hdulist: fits.HDUList) -> list[list[Any]]:
-    """The cards of the image header as ``[keyword, value, comment]`` lists."""
-    index = 1 if isinstance(hdulist[0], fits.PrimaryHDU) and len(hdulist) > 1 else 0
-    if hdulist[0].header.get("NAXIS", 0) > 0:
-        index = 0
-    cards = []
-    for card in hdulist[index].header.cards:
-        value = card.value
-        if not isinstance(value, (str, int, float, bool)) and value is not None:
-            value = str(value)
-        cards.append([card.keyword, value, card.comment])
-    return cards
-
-
 def spool_frame(
     hdulist: fits.HDUList,
     target: Path,
@@ -145,7 +125,7 @@ def spool_frame(
     if fault_hook is not None:
         fault_hook(spool_file, True)
     spool_dir.mkdir(parents=True, exist_ok=True)
-    with _dir_lock(spool_dir, exclusive=False):
+    with dir_lock(spool_dir, exclusive=False):
         datasum, check = write_atomic(hdulist, spool_file, False, checksum, gzip_level)
         sidecar = {
             **metadata,
@@ -165,53 +145,6 @@ def spool_frame(
             spool_file.unlink(missing_ok=True)  # no frame without its sidecar
             raise
     return spool_file, sidecar_path, (datasum, check)
-
-
-def verify_file(path: Path, datasum: str | None = None) -> None:
-    """Checks every HDU's ``DATASUM`` and ``CHECKSUM`` (blocking, thread-safe).
-
-    Parameters
-    ----------
-    path
-        A FITS file, possibly gzip-compressed.
-    datasum
-        If given, the ``DATASUM`` the first HDU with data must have.
-
-    Raises
-    ------
-    ValueError
-        If a sum does not match.
-    OSError
-        If the file cannot be read.
-    """
-    with fits.open(path, disable_image_compression=True, lazy_load_hdus=False) as hdul:
-        first: str | None = None
-        for index, hdu in enumerate(hdul):
-            if hdu.verify_datasum() == 0 or hdu.verify_checksum() == 0:
-                raise ValueError(f"HDU {index} of {path} fails its checksum")
-            has_data = hdu.header.get("NAXIS", 0) > 0 or "ZNAXIS" in hdu.header
-            if first is None and has_data:
-                first = str(hdu.header.get("DATASUM"))
-        if datasum is not None and first is not None and first != str(datasum):
-            raise ValueError(f"{path} has DATASUM {first}, its sidecar says {datasum}")
-
-
-def _same_file(one: Path, other: Path) -> bool:
-    try:
-        return filecmp.cmp(one, other, shallow=False)
-    except OSError:
-        return False
-
-
-def recovered_names(target: Path) -> Iterator[Path]:
-    """The target, then ``<stem>-recovered-<N><suffix>`` next to it."""
-    yield target
-    name = target.name
-    suffixes = target.suffixes[-2:] if target.suffix in (".gz", ".fz") else []
-    suffix = "".join(suffixes) or target.suffix
-    stem = name[: len(name) - len(suffix)] if suffix else name
-    for number in range(1, _MAX_ALTERNATIVES + 1):
-        yield target.with_name(f"{stem}-recovered-{number}{suffix}")
 
 
 def _recover_one(
@@ -256,11 +189,11 @@ def _recover_one(
             result.path = atomic_stream_free(
                 recovered_names(target),
                 lambda raw: shutil.copyfileobj(src, raw, 1 << 22),
-                lambda path: _same_file(spool_file, path),
+                lambda path: same_file(spool_file, path),
             )
     except FileExistsError:
         result.error = (
-            f"{target} and its {_MAX_ALTERNATIVES} '-recovered-N' names all hold "
+            f"{target} and its {MAX_ALTERNATIVES} '-recovered-N' names all hold "
             "other files; the frame stays in the spool: move those files away"
         )
         return result
@@ -283,6 +216,7 @@ def _recover_one(
 def recover(
     spool_dir: Path | str,
     fault_hook: FaultHook | None = None,
+    lock_timeout: float = LOCK_TIMEOUT,
 ) -> list[RecoverResult]:
     """Writes every spooled frame to its original target (blocking).
 
@@ -303,44 +237,56 @@ def recover(
         The spool directory.
     fault_hook
         Called before each write with ``(path, False)``; for fault injection.
+    lock_timeout
+        How long (s) to wait for another process that holds the spool lock.
 
     Returns
     -------
     results
-        One `RecoverResult` per spooled frame found.
+        One `RecoverResult` per spooled frame found or, if the spool stays
+        locked by another process, one that says the spool is busy.
     """
     spool_dir = Path(spool_dir).expanduser()
     if not spool_dir.is_dir():
         return []
+    try:
+        with dir_lock(spool_dir, exclusive=True, timeout=lock_timeout):
+            return _recover_locked(spool_dir, fault_hook)
+    except SpoolBusyError as err:  # only the lock raises it
+        return [RecoverResult(spool_dir, None, False, str(err))]
+
+
+def _recover_locked(
+    spool_dir: Path, fault_hook: FaultHook | None
+) -> list[RecoverResult]:
     results: list[RecoverResult] = []
-    with _dir_lock(spool_dir, exclusive=True):
-        sidecars = [  # a frame may itself be named *.json: its sidecar is not
-            path
-            for path in sorted(spool_dir.glob("*.json"))
-            if not path.with_name(path.name + ".json").exists()
-        ]
-        for sidecar_path in sidecars:
-            results.append(_recover_one(spool_dir, sidecar_path, fault_hook))
-        known = {path.name[: -len(".json")] for path in sidecars}
-        for path in sorted(spool_dir.iterdir()):
-            if path.name.startswith(".") or path in sidecars:
-                continue
-            if path.name not in known and path.is_file():
-                results.append(
-                    RecoverResult(
-                        path,
-                        None,
-                        False,
-                        "no sidecar, so its target is unknown; the file holds "
-                        "the frame and its header: move it by hand",
-                    )
+    sidecars = [  # a frame may itself be named *.json: its sidecar is not
+        path
+        for path in sorted(spool_dir.glob("*.json"))
+        if not path.with_name(path.name + ".json").exists()
+    ]
+    for sidecar_path in sidecars:
+        results.append(_recover_one(spool_dir, sidecar_path, fault_hook))
+    known = {path.name[: -len(".json")] for path in sidecars}
+    for path in sorted(spool_dir.iterdir()):
+        if path.name.startswith(".") or path in sidecars:
+            continue
+        if path.name not in known and path.is_file():
+            results.append(
+                RecoverResult(
+                    path,
+                    None,
+                    False,
+                    "no sidecar, so its target is unknown; the file holds "
+                    "the frame and its header: move it by hand",
                 )
+            )
     return results
 
 
 def _recover_spooled(sidecar_path: Path) -> RecoverResult:
     """Recovers the one frame of a sidecar (blocking)."""
-    with _dir_lock(sidecar_path.parent, exclusive=True):
+    with dir_lock(sidecar_path.parent, exclusive=True):
         return _recover_one(sidecar_path.parent, sidecar_path, None)
 
 
@@ -383,7 +329,10 @@ async def recover_unsaved(exposures: Iterable[Exposure]) -> list[RecoverResult]:
         result.recovered = not written.spooled
         result.path = None if written.spooled else written.path
         if written.spooled and written.target_exists and written.sidecar is not None:
-            again = await run_in_executor(_recover_spooled, written.sidecar)
+            try:
+                again = await run_in_executor(_recover_spooled, written.sidecar)
+            except SpoolBusyError as err:
+                again = RecoverResult(written.path, result.target, False, str(err))
             result.recovered, result.path = again.recovered, again.path
             result.error = again.error
             result.spool_file = None if again.recovered else written.path

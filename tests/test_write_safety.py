@@ -7,6 +7,9 @@ by another process and the journal after a recovery, through the real actor.
 from __future__ import annotations
 
 import errno
+import fcntl
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +21,7 @@ from astropy.io.fits.verify import VerifyError
 from disk_helpers import verified
 
 from camera_core import Exposure, ExposureWriteError
+from camera_core.spool import LOCK_TIMEOUT
 from camera_core.writer import write_hdulist
 
 
@@ -156,4 +160,39 @@ async def test_memory_error_is_retried_then_spooled_else_held(client, tmp_path):
         for name in ("sim1-0001.fits", "sim1-0002.fits"):
             verified(tmp_path / "data" / "sim1" / name).close()
     finally:
+        await actor.stop()
+
+
+async def test_a_locked_spool_fails_in_bounded_time_and_keeps_the_frame(
+    client, tmp_path
+):
+    config = actor_config(tmp_path)
+    config["cameras"]["sim1"].update(write_retries=0)
+    actor = await start_actor(config)
+    camera(actor, "sim1").write_fault = refuse_target
+    spool = tmp_path / "spool"
+    spool.mkdir(exist_ok=True)
+    held = os.open(spool, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(held, fcntl.LOCK_EX)  # as a suspended `camactor recover` would
+    try:
+        start = time.monotonic()
+        command = await fails(client, actor, "expose sim1 0.05", time_limit=15)
+        assert time.monotonic() - start < LOCK_TIMEOUT + 5
+        assert "is busy" in command.replies[-1].message["error"]
+        assert len(actor.camera_system.unsaved_exposures) == 1
+
+        start = time.monotonic()
+        command = await fails(client, actor, "recover", time_limit=15)
+        assert time.monotonic() - start < 2 * LOCK_TIMEOUT + 5
+        errors = [r["error"] or "" for r in keywords(command, "recovered")]
+        assert any("is busy" in e for e in errors), errors
+        assert len(actor.camera_system.unsaved_exposures) == 1
+
+        fcntl.flock(held, fcntl.LOCK_UN)
+        camera(actor, "sim1").write_fault = None
+        command = await ok(client, actor, "recover")
+        assert [r["source"] for r in keywords(command, "recovered")] == ["memory"]
+        verified(tmp_path / "data" / "sim1" / "sim1-0001.fits").close()
+    finally:
+        os.close(held)
         await actor.stop()
