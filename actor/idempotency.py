@@ -140,6 +140,14 @@ async def run_once(
                 error=f"Cannot look up --exposure-id {request_id} in the journal: "
                 f"{err} Retry later, or send the command without --exposure-id."
             )
+        # Only an exposure taken for this client id answers a retry: never one
+        # whose own random id happens to equal it, nor one without a request.
+        records = [
+            record
+            for record in records
+            if record.get("request_id") == request_id
+            and record["parameters"].get("request") is not None
+        ]
         if records:
             return replay(command, request_id, request, records)
         await run()

@@ -147,3 +147,16 @@ async def test_the_id_survives_an_actor_restart(tmp_path, client):
     assert [r["exposure_id"] for r in records] == ["night-1"]
     assert records[0]["request_id"] == "night-1"
     assert records[0]["parameters"]["request"]["exptime"] == 0.05
+
+
+async def test_another_exposures_own_id_is_not_a_retry(actor, client, tmp_path):
+    first = await ok(client, actor, "expose sim2 0.05 --flat")
+    (other,) = keywords(first, "filename")
+    frames = FrameCounter(camera(actor, "sim1"))
+    mine = await ok(
+        client, actor, f"expose sim1 0.05 --exposure-id {other['exposure_id']}"
+    )
+    (written,) = keywords(mine, "filename")
+    assert written["camera"] == "sim1" and written["path"] != other["path"]
+    assert frames.count == 1
+    assert len(fits_files(tmp_path, "sim1")) == 1
