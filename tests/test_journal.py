@@ -245,3 +245,19 @@ async def test_journal_faults_never_cost_a_frame(actor, client, tmp_path, monkey
     assert records[0]["exposure_id"] == written["exposure_id"]
     assert records[1]["exposure_id"] == "jf-1"
     assert phases(records[1])[0] == "requested"
+
+
+async def test_recover_records_the_frames_new_home(actor, client, tmp_path):
+    sim1 = camera(actor, "sim1")
+    sim1.inject_fault("write_failure", errno="EROFS")  # target fails, spool works
+    command = await send(client, actor, "expose sim1 0.05")
+    (spooled,) = keywords(command, "filename")
+    assert spooled["spooled"]
+    sim1.clear_faults()
+    await ok(client, actor, "recover")
+    command = await ok(client, actor, "history --camera sim1 --last 1")
+    (record,) = keywords(command, "exposure_record")
+    assert record["exposure_id"] == spooled["exposure_id"]
+    assert record["state"] == "written" and record["spooled"] is False
+    assert record["path"] == spooled["filename"] and Path(record["path"]).exists()
+    assert record["phases"][-1]["phase"] == "recovered"

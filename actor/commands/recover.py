@@ -50,6 +50,7 @@ async def recover(command: Command):
     for result in results:
         reply = command.info if result.recovered else command.warning
         reply(recovered=_recovered(result))
+        _journal(command, result)
     if not results:
         return command.finish(text="Nothing to recover: no frame in memory or spool.")
     done = sum(result.recovered for result in results)
@@ -60,6 +61,28 @@ async def recover(command: Command):
             "recover again."
         )
     return command.finish(text=f"Recovered {done} frames.")
+
+
+def _journal(command: Command, result: RecoverResult) -> None:
+    """Records a spooled frame's new home in the exposure journal.
+
+    Frames recovered from memory are written by `Exposure.write`, whose events
+    the journal records already.
+    """
+    if not (result.recovered and result.source == "spool" and result.exposure_id):
+        return
+    journal = getattr(command.actor, "journal", None)
+    if journal is None:
+        return
+    journal.journal.append(
+        result.exposure_id,
+        "recovered",
+        "written",
+        filename=None if result.target is None else str(result.target),
+        path=None if result.path is None else str(result.path),
+        spooled=False,
+        error=None,
+    )
 
 
 def report_unsaved(
