@@ -22,6 +22,12 @@ from .cli_secrets import hide_secrets, redact_text
 from .commands import build_parser
 from .config import broker_kwargs
 from .journaling import ActorJournal, journal_path
+from .lifecycle import (
+    DEFAULT_STOP_TIMEOUT,
+    PendingWrites,
+    finish_writes,
+    report_unsaved,
+)
 from .outbox import ReplyOutbox, robust_url
 from .quicklook import QuicklookSettings
 from .validation import install_validator
@@ -118,6 +124,11 @@ class BaseCameraActor:
         self.data_dir: Path | None = None
         #: Statistics and PNG preview of each written frame (actor.quicklook).
         self.quicklook = QuicklookSettings()
+        #: Frames ``expose`` writes in the background; `stop` waits for them.
+        self.pending_writes = PendingWrites()
+        self.stop_timeout = DEFAULT_STOP_TIMEOUT
+        #: Frames saved nowhere when the actor stopped (logged at CRITICAL).
+        self.unsaved_at_stop: list[Any] = []
 
     def __repr__(self) -> str:
         return redact_text(super().__repr__())
@@ -151,11 +162,22 @@ class BaseCameraActor:
         return self
 
     async def stop(self) -> None:
-        """Stops the poller, the bridge and the cameras, then the actor."""
+        """Stops the actor without losing a frame silently (actor.lifecycle).
+
+        Frames being written get up to `stop_timeout` seconds before the
+        cameras stop; those saved nowhere are logged at CRITICAL and kept in
+        `unsaved_at_stop`.
+        """
+        still_writing = await finish_writes(self, self.stop_timeout)
         await self.camera_system.disconnect()
+        self.unsaved_at_stop = report_unsaved(self, still_writing, self.stop_timeout)
         await self.journal.stop()
         await self.bridge.stop()
+        await self._stop_replies()
         await super().stop()
+
+    async def _stop_replies(self) -> None:
+        """Called just before the CLU actor stops; subclasses flush replies."""
 
     def parse_command(self, command: Command) -> Command:
         """Refuses empty and unparsable commands before CLU's parser sees them."""
@@ -237,14 +259,13 @@ class CameraActor(BaseCameraActor, AMQPActor):
         self.outbox.start()
         return self
 
-    async def stop(self) -> None:
-        """Stops the actor; replies the broker can no longer take are dropped."""
+    async def _stop_replies(self) -> None:
+        """Stops the outbox; replies the broker can no longer take are dropped."""
         connection = self.connection.connection
         if connection is not None:
             connection.close_callbacks.discard(self._broker_lost)
             connection.reconnect_callbacks.discard(self._broker_back)
         await self.outbox.stop()
-        await super().stop()
 
     def _broker_lost(self, _connection: Any, error: BaseException | None) -> None:
         self.outbox.connection_lost(error)

@@ -21,8 +21,10 @@ import click
 from sdsstools.daemonizer import DaemonGroup
 
 from .cli_secrets import RedactingFilter, redacted
+from .lifecycle import DEFAULT_STOP_TIMEOUT
 
 __all__ = [
+    "EXIT_UNSAVED",
     "ActorDaemonGroup",
     "CliState",
     "ConfigUsageError",
@@ -35,8 +37,12 @@ __all__ = [
 
 log = logging.getLogger("camactor")
 
-#: Seconds ``stop`` waits for the daemon to exit after SIGTERM.
-STOP_TIMEOUT = 20.0
+#: Seconds ``stop`` waits for the daemon to exit after SIGTERM: longer than
+#: the actor waits for the frames still being written (actor.lifecycle).
+STOP_TIMEOUT = DEFAULT_STOP_TIMEOUT + 15.0
+
+#: Exit status of an actor that stopped with frames saved nowhere.
+EXIT_UNSAVED = 3
 
 
 @dataclasses.dataclass
@@ -132,8 +138,11 @@ def broker_address(config: dict[str, Any]) -> str:
     return f"amqp://{section['user']}@{section['host']}:{section['port']}"
 
 
-async def serve(config: dict[str, Any]) -> bool:
+async def serve(config: dict[str, Any]) -> int:
     """Runs the camera actor until SIGINT or SIGTERM, then stops it.
+
+    Stopping waits for the frames still being written (see
+    `actor.actor.BaseCameraActor.stop`).
 
     Parameters
     ----------
@@ -142,9 +151,10 @@ async def serve(config: dict[str, Any]) -> bool:
 
     Returns
     -------
-    signalled
-        `True` if stopped by a signal, `False` if the broker connection
-        closed on its own.
+    status
+        The exit status: 0 if stopped by a signal with every frame saved,
+        1 if the broker connection closed on its own, `EXIT_UNSAVED` if
+        frames were saved nowhere (each logged at CRITICAL).
     """
     from .actor import CameraActor
     from .legacy import LegacyCameraActor
@@ -159,7 +169,7 @@ async def serve(config: dict[str, Any]) -> bool:
     actor = CameraActor.from_config(config)
     actor.log.addFilter(RedactingFilter())  # CLU logs its broker URL
     legacy = None
-    signalled = False
+    exit_status = 1
     try:
         await actor.start()
         log.info("Actor %s running on %s.", name, broker_address(config))
@@ -169,9 +179,11 @@ async def serve(config: dict[str, Any]) -> bool:
         await actor.run_forever()
         log.warning("Actor %s: the broker connection closed.", name)
     except asyncio.CancelledError:
-        signalled = True
+        exit_status = 0
         log.info("Actor %s: stopping on a signal.", name)
     finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):  # a 2nd signal: say why
+            loop.add_signal_handler(sig, _already_stopping, actor)
         try:
             if legacy is not None:
                 await legacy.stop()
@@ -180,11 +192,31 @@ async def serve(config: dict[str, Any]) -> bool:
             log.exception("Actor %s did not stop cleanly.", name)
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-    return signalled
+    if actor.unsaved_at_stop:
+        log.critical(
+            "Actor %s stopped with %d frame(s) saved nowhere (see above).",
+            name,
+            len(actor.unsaved_at_stop),
+        )
+        return EXIT_UNSAVED
+    return exit_status
+
+
+def _already_stopping(actor: Any) -> None:
+    log.warning(
+        "Actor %s is already stopping: it waits up to %g s for %d frame(s) "
+        "still being written; SIGKILL abandons them.",
+        actor.name,
+        actor.stop_timeout,
+        len(actor.pending_writes),
+    )
 
 
 def run_actor(state: CliState, daemon: bool = False) -> None:
-    """Runs `serve` to completion; exits 1 on failure.
+    """Runs `serve` to completion; exits non-zero on failure.
+
+    The exit status is 1 if the actor failed or the broker connection closed,
+    `EXIT_UNSAVED` if it stopped with frames saved nowhere.
 
     Parameters
     ----------
@@ -202,7 +234,7 @@ def run_actor(state: CliState, daemon: bool = False) -> None:
             err=True,
         )
     try:
-        signalled = asyncio.run(serve(state.config))
+        exit_status = asyncio.run(serve(state.config))
     except Exception as err:
         if isinstance(err, ConnectionError):  # no traceback for a broker error
             log.error("Actor %s failed: %s", name, err)
@@ -211,8 +243,8 @@ def run_actor(state: CliState, daemon: bool = False) -> None:
         if not daemon:
             click.echo(f"Error: actor {name} failed: {err}", err=True)
         sys.exit(1)
-    if not signalled:
-        sys.exit(1)
+    if exit_status != 0:
+        sys.exit(exit_status)
 
 
 @click.command()

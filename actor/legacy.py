@@ -55,6 +55,7 @@ SHARED = (
     "data_dir",
     "quicklook",
     "max_command_bytes",
+    "pending_writes",
 )
 
 

@@ -151,6 +151,8 @@ class ReplyOutbox:
         self.publish_timeout = publish_timeout
         #: Whether the broker is believed reachable.
         self.connected = True
+        #: Set by `stop`: the connection closing then is no outage.
+        self.stopping = False
         #: Replies dropped, and broadcasts coalesced, since the last outage began.
         self.dropped = 0
         self.coalesced = 0
@@ -179,11 +181,17 @@ class ReplyOutbox:
 
     def start(self) -> None:
         """Starts the task that publishes queued replies."""
+        self.stopping = False
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._drain())
 
     async def stop(self) -> None:
-        """Stops publishing; replies still queued are dropped (and logged)."""
+        """Stops publishing; replies still queued are dropped (and logged).
+
+        Replies sent afterwards are published at once if the connection is
+        still open, and dropped quietly once the actor closed it.
+        """
+        self.stopping = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -211,6 +219,9 @@ class ReplyOutbox:
 
     def connection_lost(self, error: BaseException | None = None) -> None:
         """The broker connection closed: queue replies until it is back."""
+        if self.stopping:  # the actor is closing it: not an outage
+            self.log.debug(f"Reply not published: the actor is stopping ({error}).")
+            return
         if not self.connected:
             return
         self.connected = False

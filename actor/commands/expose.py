@@ -246,7 +246,9 @@ async def _run_sequence(
                         exposure_id=exposure_id,
                     )
                 exposure.snapshot()  # the header describes the camera now
-                writes.add(asyncio.create_task(_write(command, exposure)))
+                task = asyncio.create_task(_write(command, exposure))
+                writes.add(task)
+                command.actor.pending_writes.add(task, exposure)  # stop waits
         finally:
             # Frames already read are always written, even if the sequence
             # failed or the command was cancelled.
