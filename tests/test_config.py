@@ -37,7 +37,7 @@ def error_of(config: dict) -> str:
 
 
 def test_schema_is_valid_and_immutable():
-    from actor.config import _thaw
+    from actor.config_schema import thaw as _thaw
 
     jsonschema.Draft202012Validator.check_schema(_thaw(CONFIG_SCHEMA))
     with pytest.raises(TypeError):
