@@ -346,6 +346,7 @@ class CameraActor(BaseCameraActor, AMQPActor):
         )
         actor.poll_interval = float(section.get("poll_interval", 1.0))
         actor.write_queue = int(section.get("write_queue", 2))
+        actor.stop_timeout = float(section.get("stop_timeout", DEFAULT_STOP_TIMEOUT))
         if section.get("data_dir") is not None:
             actor.data_dir = Path(section["data_dir"]).expanduser()
         actor.quicklook = QuicklookSettings.from_config(

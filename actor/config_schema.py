@@ -132,6 +132,12 @@ _ACTOR_KEYS = {
     "poll_interval": _key(
         "number", 1.0, "Seconds between camera poller checks.", exclusiveMinimum=0
     ),
+    "stop_timeout": _key(
+        "number",
+        60.0,
+        "Seconds a stopping actor waits for frames still being written.",
+        minimum=0,
+    ),
     "quicklook": QUICKLOOK_CONFIG,
     "legacy": _key(
         ["object", "null"],

@@ -312,6 +312,8 @@ class ActorDaemonGroup(DaemonGroup):
         self.pid_file = section["pid_file"]
         self.daemon.work_dir = os.getcwd()
         self.daemon.detach = os.getpid() != 1  # ``start`` always detaches
+        # ``stop`` waits for the actor's own wait for frames being written.
+        self.daemon.stop_timeout = float(section["stop_timeout"]) + 15.0
         # The daemon's stdout and stderr, for start and restart alike.
         log_dir = section["log_dir"]
         output = None

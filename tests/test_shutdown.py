@@ -200,3 +200,18 @@ async def test_a_reply_after_a_deliberate_stop_is_no_outage(tmp_path, caplog):
     assert LOST not in caplog.text
     assert "the actor is stopping" in caplog.text
     assert len(actor.outbox) == 0 and actor.outbox.connected
+
+
+def test_stop_timeout_comes_from_the_config(tmp_path):
+    from actor.actor import CameraActor
+    from actor.config import validate_config
+    from actor.daemon import ActorDaemonGroup, CliState
+
+    config = actor_config(tmp_path)
+    config["actor"]["stop_timeout"] = 7.5
+    validated = validate_config(config)
+    assert CameraActor.from_config(validated).stop_timeout == 7.5
+    group = ActorDaemonGroup(name="actor")
+    group.configure(CliState(config_path=tmp_path / "c.yml", config=validated))
+    assert group.daemon.stop_timeout == 22.5  # `camactor actor stop` waits longer
+    assert validate_config(actor_config(tmp_path))["actor"]["stop_timeout"] == 60.0
