@@ -86,6 +86,9 @@ class Exposure:
         self.shutter_open: bool = True
         self.exposure_id: str = uuid.uuid4().hex[:12]
         self.write_result: WriteResult | None = None
+        #: Directories the file must stay inside, checked again when it is
+        #: created (`None`: anywhere). Set for file names that came from users.
+        self.roots: tuple[Path, ...] | None = None
         self._obstime: Time = Time.now()
         self._extra_hdus: list[tuple[fits.BinTableHDU | fits.ImageHDU, int | None]] = []
         self._snapshot: tuple[fits.HDUList, str | None] | None = None
@@ -203,6 +206,7 @@ class Exposure:
                     "header_error": header_error,
                 },
                 fault_hook=camera.write_fault,
+                roots=self.roots,
             )
         except Exception as err:  # any failure keeps the frame, never drops it
             if self not in camera._unsaved:

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from astropy.io import fits
 
-from .atomic import atomic_stream, write_atomic
+from .atomic import OutsideRootError, atomic_stream, write_atomic
 from .spool import FaultHook, RecoverResult, recover, spool_frame
 from .utils import run_in_executor
 
@@ -39,7 +40,7 @@ __all__ = [
 ]
 
 #: Errors that retrying will not fix.
-_PERMANENT = (FileExistsError, IsADirectoryError, NotADirectoryError)
+_PERMANENT = (FileExistsError, IsADirectoryError, NotADirectoryError, OutsideRootError)
 
 #: Errors worth retrying; any other exception (an astropy ``VerifyError``, say)
 #: sends the frame to the spool at once.
@@ -94,8 +95,13 @@ async def write_hdulist(
     spool_dir: Path | None = None,
     metadata: dict[str, Any] | None = None,
     fault_hook: FaultHook | None = None,
+    roots: Sequence[Path] | None = None,
 ) -> WriteResult:
     """Writes a frame without ever dropping it.
+
+    With ``roots``, the target's directory must still resolve inside one of
+    them when the file is created (a symbolic link swapped in after the name
+    was checked sends the frame to the spool instead).
 
     Every attempt runs in an executor. Transient `OSError` and `MemoryError`
     are retried up to ``retries`` times with exponential ``backoff`` (seconds).
@@ -121,7 +127,14 @@ async def write_hdulist(
         attempts += 1
         try:
             datasum, check = await run_in_executor(
-                _attempt, hdulist, target, overwrite, checksum, gzip_level, fault_hook
+                _attempt,
+                hdulist,
+                target,
+                overwrite,
+                checksum,
+                gzip_level,
+                fault_hook,
+                roots,
             )
             return WriteResult(target, target, False, datasum, check, None, attempts)
         except Exception as err:  # any failure is a failed write, never a loss
@@ -175,7 +188,8 @@ def _attempt(
     checksum: bool,
     gzip_level: int,
     fault_hook: FaultHook | None,
+    roots: Sequence[Path] | None = None,
 ) -> tuple[str | None, str | None]:
     if fault_hook is not None:
         fault_hook(target, False)
-    return write_atomic(hdulist, target, overwrite, checksum, gzip_level)
+    return write_atomic(hdulist, target, overwrite, checksum, gzip_level, roots)

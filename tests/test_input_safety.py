@@ -10,13 +10,15 @@ system is built, or refused when rendered, and never run code.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from actor_fixtures import actor_config, start_actor
-from actor_test_helpers import errors, fails, fits_files, ok
+from actor_fixtures import actor_config, keywords, send, start_actor
+from actor_test_helpers import errors, fails, fits_files, ok, wait_for
 
 from actor.actor import CameraActor
 from actor.config import ConfigError, validate_config
@@ -99,6 +101,27 @@ async def test_filename_inside_is_written(sandbox, client):
     ]
     assert written["path"] == str(data / "other" / "four.fits")
     assert (data / "other" / "four.fits").is_file()
+
+
+async def test_a_link_swapped_in_during_the_exposure_is_refused(sandbox, client):
+    """The name is checked on arrival and again when the file is created."""
+    actor, data, outside = sandbox
+    sim1 = actor.camera_system.get_camera(name="sim1")
+    (data / "sim1").mkdir(parents=True, exist_ok=True)
+    running = asyncio.create_task(
+        send(client, actor, "expose sim1 1 -f sub/x.fits", time_limit=20)
+    )
+    await wait_for(lambda: sim1.progress.phase.value == "integrating")
+    # Checked and accepted; now the directory becomes a link to elsewhere.
+    (data / "sim1" / "sub").symlink_to(outside, target_is_directory=True)
+    command = await running
+    assert list(outside.iterdir()) == []  # nothing written outside
+    (spooled,) = keywords(command, "filename")
+    assert spooled["spooled"] and Path(spooled["path"]).is_file()
+    sidecars = [
+        json.loads(p.read_text()) for p in Path(spooled["path"]).parent.glob("*.json")
+    ]
+    assert any("outside" in (sidecar.get("error") or "") for sidecar in sidecars)
 
 
 # Image names from templates.

@@ -245,6 +245,8 @@ async def _run_sequence(
                         timeout_margin=timeout,
                         exposure_id=exposure_id,
                     )
+                if filename is not None:  # checked again when the file is made
+                    exposure.roots = _roots(command, camera)
                 exposure.snapshot()  # the header describes the camera now
                 task = asyncio.create_task(_write(command, exposure))
                 writes.add(task)
@@ -283,9 +285,15 @@ async def _target(
     if filename is None:
         return None
     base = camera.image_namer.get_dirname(camera)
-    data_dir = getattr(command.actor, "data_dir", None)
-    roots = [base] if data_dir is None else [Path(data_dir), base]
+    roots = _roots(command, camera)
     return str(await run_in_executor(contained_path, filename, base, roots))
+
+
+def _roots(command: Command, camera: BaseCamera) -> tuple[Path, ...]:
+    """The directories a ``--filename`` may write into."""
+    base = Path(camera.image_namer.get_dirname(camera))
+    data_dir = getattr(command.actor, "data_dir", None)
+    return (base,) if data_dir is None else (Path(data_dir), base)
 
 
 async def _write(command: Command, exposure: Exposure) -> None:
