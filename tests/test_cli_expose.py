@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import fcntl
 import json
 import os
@@ -20,6 +19,7 @@ import yaml
 from actor_fixtures import actor_config, start_actor
 from astropy.io import fits
 from click.testing import CliRunner
+from process_helpers import run_process
 
 from actor.__main__ import camactor
 from actor.cli_progress import ProgressView, describe
@@ -155,22 +155,7 @@ def test_direct_expose_unknown_camera(tmp_path):
 
 async def cli(*args: str, timeout: float = 60) -> tuple[int, str]:
     """Runs the launcher without blocking the event loop of the test's actor."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "actor",
-        *args,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        output, _ = await asyncio.wait_for(process.communicate(), timeout)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    return process.returncode, output.decode()
+    return await run_process(sys.executable, "-m", "actor", *args, timeout=timeout)
 
 
 async def test_expose_via_actor_follows_its_keywords(tmp_path):

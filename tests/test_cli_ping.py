@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import sys
@@ -11,6 +10,7 @@ import uuid
 
 import aio_pika
 from actor_fixtures import BROKER
+from process_helpers import run_process
 
 from actor.config import ENV_VARS
 
@@ -22,27 +22,11 @@ async def ping(*args: str, timeout: float = 30) -> tuple[int, str, float]:
     """
     env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
     start = time.monotonic()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "actor",
-        "-c",
-        os.devnull,
-        "--host",
-        BROKER["host"],
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    try:
-        async with asyncio.timeout(timeout):
-            out, _ = await process.communicate()
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    return process.returncode, out.decode(), time.monotonic() - start
+    status, output = await run_process(
+        sys.executable, "-m", "actor", "-c", os.devnull, "--host", BROKER["host"],
+        *args, env=env, timeout=timeout,
+    )  # fmt: skip
+    return status, output, time.monotonic() - start
 
 
 async def test_ping_succeeds_when_the_actor_answers(actor):

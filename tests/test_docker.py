@@ -33,6 +33,7 @@ from docker_helpers import (
     read_stages,
     runtime_venv,
 )
+from process_helpers import run_process
 
 from actor.config import apply_env, read_config, validate_config
 from camera_core.config import default_spool_dir
@@ -206,21 +207,7 @@ def test_compose_runs_rabbitmq_and_the_actor_on_the_volume(compose, runtime):
 
 
 async def _run(argv: list[str], env: dict[str, str], cwd: Path, timeout: float):
-    process = await asyncio.create_subprocess_exec(
-        *argv,
-        env=env,
-        cwd=cwd,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        async with asyncio.timeout(timeout):
-            out, err = await process.communicate()
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    return process.returncode, (out + err).decode()
+    return await run_process(*argv, env=env, cwd=cwd, timeout=timeout)
 
 
 async def test_image_entrypoint_runs_outside_docker(stages, runtime, tmp_path):

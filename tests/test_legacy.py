@@ -158,8 +158,10 @@ async def test_amqp_and_legacy_at_once_on_different_cameras(both, client):
     legacy = asyncio.create_task(legacy_client.command("expose sim2 1", 11))
     # Both integrate at the same time: neither interface waits for the other.
     await wait_for(
-        lambda: sim1.progress.phase.value == "integrating"
-        and sim2.progress.phase.value == "integrating"
+        lambda: (
+            sim1.progress.phase.value == "integrating"
+            and sim2.progress.phase.value == "integrating"
+        )
     )
     # Same state: the legacy side sees the AMQP exposure running.
     lines = await legacy_client.command("status sim1", 12)
