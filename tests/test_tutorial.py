@@ -19,7 +19,6 @@ import pytest
 import yaml
 from actor_fixtures import BROKER, keywords, send
 from astropy.io import fits
-from clu import AMQPClient
 
 from camera_core import (
     CameraConnectionError,
@@ -296,14 +295,6 @@ async def wait_connected(system, names: set[str]) -> None:
                 await listener.wait_for(CameraEvent.CAMERA_CONNECTED, timeout=0.5)
     finally:
         await listener.stop_listening()
-
-
-@pytest.fixture
-async def client():
-    client = AMQPClient(**BROKER)
-    await client.start()
-    yield client
-    await client.stop()
 
 
 async def test_driver_through_the_actor(tut, tmp_path, client):
