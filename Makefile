@@ -47,6 +47,7 @@ bench: install broker
 	cd benchmarks && ../$(PY) bench_actor.py
 	cd benchmarks && ../$(PY) bench_cameras.py
 	cd benchmarks && ../$(PY) bench_memory.py
+	cd benchmarks && ../$(PY) bench_bindings.py
 	cd benchmarks && ../$(PY) summary.py --write ../README.md
 
 clean:
