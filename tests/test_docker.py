@@ -268,10 +268,20 @@ async def test_image_entrypoint_runs_outside_docker(stages, runtime, tmp_path):
                 await asyncio.wait([exited], timeout=0.5)
         assert f"{name} answered" in output
         await client.start()
-        command = await client.send_command(name, "status", time_limit=20)
-        assert command.status.did_succeed
-        cameras = {status["camera"] for status in keywords(command, "status")}
-        assert cameras == {"sim1", "sim2"}
+        # Healthy means the actor answers; its poller may still be connecting
+        # the cameras (sim2 takes longer), so poll the external process.
+        cameras: set[str] = set()
+        async with asyncio.timeout(30):
+            while cameras != {"sim1", "sim2"}:
+                command = await client.send_command(name, "status", time_limit=20)
+                assert command.status.did_succeed
+                cameras = {
+                    status["camera"]
+                    for status in keywords(command, "status")
+                    if status["connected"]
+                }
+                if cameras != {"sim1", "sim2"}:
+                    await asyncio.sleep(0.5)
         command = await client.send_command(name, "expose 0.1", time_limit=60)
         assert command.status.did_succeed, [r.message for r in command.replies]
         files = keywords(command, "filename")
