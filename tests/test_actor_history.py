@@ -43,6 +43,19 @@ def env(tmp_path: Path) -> dict[str, str]:
     return {"HOME": str(tmp_path), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
 
 
+def run_cli(config: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    """Runs ``camactor -c config args`` to completion (bounded), output as text."""
+    return subprocess.run(
+        camactor(config, *args),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env(tmp_path),
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+    )
+
+
 def start(config: Path, tmp_path: Path) -> subprocess.Popen:
     return subprocess.Popen(
         camactor(config, "actor", "--foreground"),
@@ -163,15 +176,7 @@ async def test_kill_mid_exposure_is_reported_once_and_never_retaken(tmp_path):
         }
         assert states == {"done-1": "written", "crash-1": "interrupted"}
 
-        result = subprocess.run(
-            camactor(config, "history", "--last", "5"),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=env(tmp_path),
-            cwd=tmp_path,
-            stdin=subprocess.DEVNULL,
-        )
+        result = run_cli(config, tmp_path, "history", "--last", "5")
         assert result.returncode == 0, result.stderr
         lines = result.stdout.splitlines()
         assert lines[0].split()[:3] == ["STARTED", "(UTC)", "EXPOSURE_ID"]
@@ -179,15 +184,7 @@ async def test_kill_mid_exposure_is_reported_once_and_never_retaken(tmp_path):
         assert lines[1].endswith(written["path"])
         assert "crash-1" in lines[2] and "interrupted" in lines[2]
         assert "Interrupted: the process stopped" in lines[2]
-        result = subprocess.run(
-            camactor(config, "history", "--camera", "sim1", "--json"),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=env(tmp_path),
-            cwd=tmp_path,
-            stdin=subprocess.DEVNULL,
-        )
+        result = run_cli(config, tmp_path, "history", "--camera", "sim1", "--json")
         assert result.returncode == 0, result.stderr
         records = [json.loads(line) for line in result.stdout.splitlines()]
         assert [r["exposure_id"] for r in records] == ["done-1", "crash-1"]
@@ -210,15 +207,7 @@ async def test_kill_mid_exposure_is_reported_once_and_never_retaken(tmp_path):
 
 def test_cli_history_without_a_journal_fails_clearly(tmp_path):
     config = write_config(tmp_path)
-    result = subprocess.run(
-        camactor(config, "history"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env(tmp_path),
-        cwd=tmp_path,
-        stdin=subprocess.DEVNULL,
-    )
+    result = run_cli(config, tmp_path, "history")
     assert result.returncode == 1
     assert result.stderr.startswith("Error: no exposure journal at ")
     assert "actor.data_dir" in result.stderr and "Traceback" not in result.stderr

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from actor_fixtures import actor_config, start_actor
 from astropy.io import fits
@@ -158,16 +159,20 @@ async def cli(*args: str, timeout: float = 60) -> tuple[int, str]:
     return await run_process(sys.executable, "-m", "actor", *args, timeout=timeout)
 
 
-async def test_expose_via_actor_follows_its_keywords(tmp_path):
+@pytest.fixture
+async def served(tmp_path):
+    """The path of a config whose actor runs (in this test's event loop)."""
     config = actor_config(tmp_path)
     path = write_config(tmp_path, config)
     actor = await start_actor(config)
-    try:
-        code, output = await cli(
-            "-c", str(path), "expose", "1.5", "--camera", "sim1", "--via-actor"
-        )
-    finally:
-        await actor.stop()
+    yield path
+    await actor.stop()
+
+
+async def test_expose_via_actor_follows_its_keywords(served, tmp_path):
+    code, output = await cli(
+        "-c", str(served), "expose", "1.5", "--camera", "sim1", "--via-actor"
+    )
     assert code == 0, output
     # The CLI has no camera of its own: its progress is the actor's keywords.
     remaining = [float(value) for value in REMAINING.findall(output)]
@@ -178,20 +183,14 @@ async def test_expose_via_actor_follows_its_keywords(tmp_path):
     assert fits.getheader(written)["EXPTIME"] == 1.5
 
 
-async def test_expose_via_actor_reports_failure_and_absence(tmp_path):
-    config = actor_config(tmp_path)
-    path = write_config(tmp_path, config)
-    actor = await start_actor(config)
-    try:
-        code, output = await cli(
-            "-c", str(path), "expose", "1", "--camera", "nocam", "--via-actor"
-        )
-    finally:
-        await actor.stop()
+async def test_expose_via_actor_reports_failure_and_absence(served):
+    code, output = await cli(
+        "-c", str(served), "expose", "1", "--camera", "nocam", "--via-actor"
+    )
     assert code == 1 and "Unknown camera 'nocam'" in output, output
     started = time.monotonic()
     code, output = await cli(
-        "-c", str(path), "--name", "nobody_here", "expose", "0.1", "--via-actor",
+        "-c", str(served), "--name", "nobody_here", "expose", "0.1", "--via-actor",
         "--timeout", "2",
     )  # fmt: skip
     assert code == 1, output
@@ -200,15 +199,9 @@ async def test_expose_via_actor_reports_failure_and_absence(tmp_path):
     assert time.monotonic() - started < 20
 
 
-async def test_status_pretty_and_json(tmp_path):
-    config = actor_config(tmp_path)
-    path = write_config(tmp_path, config)
-    actor = await start_actor(config)
-    try:
-        code, output = await cli("-c", str(path), "status")
-        json_code, json_output = await cli("-c", str(path), "status", "--json")
-    finally:
-        await actor.stop()
+async def test_status_pretty_and_json(served):
+    code, output = await cli("-c", str(served), "status")
+    json_code, json_output = await cli("-c", str(served), "status", "--json")
     assert code == 0, output
     assert "sim1 (SIM-1): connected" in output and "sim2 (SIM-2): connected" in output
     assert re.search(r"temperature\s+-?[0-9.]+ °C, set point", output)
